@@ -1,0 +1,96 @@
+//! The worker's settings from the environment (every variable is in docs/configuration.md).
+
+use crate::engine::ModelKind;
+use crate::storage::s3::S3Settings;
+use crate::storage::volume::VolumePaths;
+
+pub const MODEL_VAR: &str = "CHATTERBOX_MODEL";
+/// RunPod's own workers read their concurrency from this name.
+pub const CONCURRENCY_VAR: &str = "MAX_CONCURRENCY";
+pub const REFRESH_VAR: &str = "CHATTERBOX_REFRESH_WORKER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{MODEL_VAR}: {0}")]
+    Model(String),
+    #[error("{CONCURRENCY_VAR} must be a whole number of at least 1, not {0:?}")]
+    Concurrency(String),
+    #[error("{REFRESH_VAR} must be true or false, not {0:?}")]
+    Refresh(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub volume: VolumePaths,
+    pub model: ModelKind,
+    pub concurrency: usize,
+    pub refresh_worker: bool,
+    pub s3: Option<S3Settings>,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let model = match set(MODEL_VAR) {
+            Some(name) => name.parse().map_err(ConfigError::Model)?,
+            None => ModelKind::Turbo,
+        };
+        let concurrency = match set(CONCURRENCY_VAR) {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(ConfigError::Concurrency(v))?,
+            None => 1,
+        };
+        let refresh_worker = match set(REFRESH_VAR).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
+            Some(v) => return Err(ConfigError::Refresh(v)),
+        };
+        Ok(Self {
+            volume: VolumePaths::from_lookup(&var),
+            model,
+            concurrency,
+            refresh_worker,
+            s3: S3Settings::from_lookup(&var),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_turbo_and_one_job_at_a_time() {
+        let settings = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(settings.model, ModelKind::Turbo);
+        assert_eq!(settings.concurrency, 1);
+        assert!(!settings.refresh_worker);
+        assert!(settings.s3.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let with = |name: &'static str, value: &'static str| {
+            move |n: &str| (n == name).then(|| value.to_string())
+        };
+        let error = Settings::from_lookup(with(CONCURRENCY_VAR, "0")).unwrap_err();
+        assert!(error.to_string().contains(CONCURRENCY_VAR));
+        let error = Settings::from_lookup(with(MODEL_VAR, "tts-9")).unwrap_err();
+        assert!(error.to_string().contains(MODEL_VAR));
+        assert_eq!(
+            Settings::from_lookup(with(CONCURRENCY_VAR, "4"))
+                .unwrap()
+                .concurrency,
+            4
+        );
+    }
+}

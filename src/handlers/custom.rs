@@ -1,0 +1,120 @@
+//! The custom handler: the seeds' task set, dispatched on `task`.
+
+use serde_json::{Map, Value, json};
+
+use super::error::JobError;
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::job::Job;
+
+/// Every task the custom schema defines.
+pub const TASKS: &[&str] = &[
+    "tts",
+    "vc",
+    "concat",
+    "voices",
+    "voice_upload",
+    "voice_delete",
+    "outputs",
+    "info",
+];
+
+pub fn handle(
+    input: &Map<String, Value>,
+    job: &Job,
+    settings: &Settings,
+    engine: &Engine,
+) -> Result<Value, JobError> {
+    match task(input)? {
+        "info" => Ok(info(job, settings, engine)),
+        task if TASKS.contains(&task) => Err(JobError::Unavailable(format!(
+            "task {task:?} is not available in this version of the worker"
+        ))),
+        other => Err(JobError::invalid(
+            format!(
+                "unknown task {other:?}; expected one of: {}",
+                TASKS.join(", ")
+            ),
+            "task",
+        )),
+    }
+}
+
+/// `task`, or `tts` for the seed's original schema, which had only `text`.
+fn task(input: &Map<String, Value>) -> Result<&str, JobError> {
+    match input.get("task") {
+        Some(Value::String(task)) => Ok(task.as_str()),
+        Some(_) => Err(JobError::invalid("task must be a string", "task")),
+        None if input.contains_key("text") => Ok("tts"),
+        None => Err(JobError::invalid(
+            format!(
+                "the input names no task; send \"task\" (one of: {}) or \"text\" for speech",
+                TASKS.join(", ")
+            ),
+            "task",
+        )),
+    }
+}
+
+/// The operator's view: what runs, with what, and where.
+fn info(job: &Job, settings: &Settings, engine: &Engine) -> Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": engine.model(),
+        "engine": engine.state(),
+        "volume": settings.volume.summary(),
+        "s3": {
+            "configured": settings.s3.is_some(),
+            "job_config": job.extra.contains_key("s3Config"),
+        },
+        "concurrency": settings.concurrency,
+        "tasks": TASKS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: Value) -> Result<Value, JobError> {
+        let job = Job::from_value(json!({"id": "j", "input": input})).unwrap();
+        let settings = Settings::from_lookup(|_| None).unwrap();
+        let engine = Engine::new(settings.model);
+        let Value::Object(fields) = &job.input else {
+            panic!("test input must be an object")
+        };
+        handle(fields, &job, &settings, &engine)
+    }
+
+    #[test]
+    fn text_alone_means_tts() {
+        let error = run(json!({"text": "Hello"})).unwrap_err();
+        assert!(error.to_string().contains("\"tts\""), "{error}");
+    }
+
+    #[test]
+    fn unknown_and_missing_tasks_list_the_valid_ones() {
+        let error = run(json!({"task": "sing"})).unwrap_err();
+        assert!(error.to_string().contains("concat"), "{error}");
+        let error = run(json!({"prompt": "x"})).unwrap_err();
+        assert!(error.to_string().contains("info"), "{error}");
+        assert!(matches!(
+            run(json!({"task": 1})),
+            Err(JobError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn info_reports_the_engine_and_storage() {
+        let info = run(json!({"task": "info"})).unwrap();
+        assert_eq!(info["model"], "turbo");
+        assert_eq!(info["engine"]["state"], "not_loaded");
+        assert_eq!(info["s3"]["configured"], false);
+        assert!(
+            info["volume"]["voices_json"]
+                .as_str()
+                .unwrap()
+                .ends_with("voices.json")
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Everything that reads or writes outside the process: the network volume and S3.
+
+pub mod s3;
+pub mod volume;
