@@ -1,0 +1,224 @@
+//! The `chatterbox-worker` binary itself: local replay, exit codes, and SIGTERM in production.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use common::{FakeRunPod, Take};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chatterbox-worker");
+
+/// Runs the binary in `dir` with a clean RunPod environment.
+fn run_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUNPOD_WEBHOOK_GET_JOB")
+        .env_remove("RUNPOD_ENDPOINT_ID")
+        .env("CHATTERBOX_VOLUME", dir.join("volume"))
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn inline_test_input_prints_the_output_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_in(
+        dir.path(),
+        &["--test-input", r#"{"input": {"task": "info"}}"#],
+    );
+    assert!(output.status.success());
+    let body = stdout_json(&output);
+    assert_eq!(body["output"]["engine"]["state"], "not_loaded");
+    assert_eq!(body["output"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_sdk_spelling_and_a_file_work_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("job.json");
+    std::fs::write(&file, r#"{"input": {"openai_route": "/v1/models"}}"#).unwrap();
+    let output = run_in(dir.path(), &["--test_input", file.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert_eq!(stdout_json(&output)["output"]["object"], "list");
+}
+
+#[test]
+fn test_input_json_in_the_working_directory_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = run_in(dir.path(), &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stdout_json(&missing)["error"]
+            .as_str()
+            .unwrap()
+            .contains("test_input.json")
+    );
+
+    std::fs::write(
+        dir.path().join("test_input.json"),
+        r#"{"input": {"task": "info"}}"#,
+    )
+    .unwrap();
+    let found = run_in(dir.path(), &[]);
+    assert!(found.status.success());
+    assert_eq!(stdout_json(&found)["output"]["model"], "turbo");
+}
+
+#[test]
+fn a_failing_job_exits_1_with_the_error_in_its_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = run_in(
+        dir.path(),
+        &["--test-input", r#"{"input": {"task": "sing"}}"#],
+    );
+    assert_eq!(custom.status.code(), Some(1));
+    assert!(
+        stdout_json(&custom)["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown task")
+    );
+
+    let openai = run_in(
+        dir.path(),
+        &[
+            "--test-input",
+            r#"{"input": {"model": "tts-1", "voice": "alloy"}}"#,
+        ],
+    );
+    assert_eq!(openai.status.code(), Some(1));
+    assert_eq!(
+        stdout_json(&openai)["error"],
+        json!({"error": {
+            "message": "Missing required parameter: input",
+            "type": "invalid_request_error",
+            "param": "input",
+            "code": null
+        }})
+    );
+
+    let not_json = run_in(dir.path(), &["--test-input", "{oops"]);
+    assert_eq!(not_json.status.code(), Some(1));
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["--test-input", r#"{"input": {"task": "info"}}"#])
+        .current_dir(dir.path())
+        .env("CHATTERBOX_MODEL", "tts-9")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CHATTERBOX_MODEL"));
+}
+
+fn spawn_production(fake: &FakeRunPod, dir: &std::path::Path) -> std::process::Child {
+    Command::new(BIN)
+        .current_dir(dir)
+        .envs(fake.env())
+        .env("RUNPOD_ENDPOINT_ID", "ep-test")
+        .env("CHATTERBOX_VOLUME", dir.join("volume"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &std::process::Child) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
+
+async fn wait_exit(mut child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..1000 {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("the worker did not exit after SIGTERM");
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_take_still_runs_and_posts_the_job_taken() {
+    let fake = FakeRunPod::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.take(Take::After(
+        Duration::from_millis(800),
+        Box::new(Take::Jobs(json!({"id": "late", "input": {"task": "info"}}))),
+    ));
+    let child = spawn_production(&fake, dir.path());
+    fake.wait_until("the first take", |f| !f.seen_at("/job-take/").is_empty())
+        .await;
+    sigterm(&child);
+    let output = wait_exit(child).await;
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = fake.results_for("late");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].json()["output"]["model"], "turbo");
+    assert_eq!(fake.seen_at("/job-take/").len(), 1, "no take after SIGTERM");
+
+    // RUNPOD_ENDPOINT_ID switches the logs to the SDK's JSON lines, tagged with the job id.
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["message"].is_string())
+    );
+    assert!(lines.iter().any(|l| l["requestId"] == "late"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_a_result_is_being_posted_waits_for_the_post() {
+    let fake = FakeRunPod::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.delay_done(Duration::from_millis(800));
+    fake.job(json!({"id": "posting", "input": {"task": "info"}}));
+    let child = spawn_production(&fake, dir.path());
+    fake.wait_until("the post to start", |f| {
+        !f.results_for("posting").is_empty()
+    })
+    .await;
+    sigterm(&child);
+    let output = wait_exit(child).await;
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(fake.results_for("posting").len(), 1);
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("job finished and posted"), "{logs}");
+}
