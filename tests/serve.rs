@@ -1,0 +1,218 @@
+//! `chatterbox-worker serve` over real HTTP on 127.0.0.1.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use chatterbox_worker::config::Settings;
+use chatterbox_worker::engine::Engine;
+use chatterbox_worker::handlers::Handlers;
+use chatterbox_worker::job::JobHandler;
+use chatterbox_worker::serve;
+use common::Scripted;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl Api {
+    async fn start<H: JobHandler>(handler: H, concurrency: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let app = serve::app(Arc::new(handler), concurrency);
+        tokio::spawn(serve::serve(listener, app, shutdown.clone()));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _shutdown: shutdown.drop_guard(),
+        }
+    }
+
+    async fn real() -> Self {
+        let dir = std::env::temp_dir().join("chatterbox-serve-test");
+        let settings = Settings::from_lookup(|name| {
+            (name == "CHATTERBOX_VOLUME").then(|| dir.display().to_string())
+        })
+        .unwrap();
+        let engine = Engine::new(settings.model);
+        Self::start(Handlers::new(Arc::new(settings), engine), 1).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Polls `/status` until the job is final (20 s at most, so a hang fails).
+    async fn until_final(&self, id: &str) -> Value {
+        for _ in 0..1000 {
+            let (_, status) = self.get(&format!("/status/{id}")).await;
+            if ["COMPLETED", "FAILED", "CANCELLED"].contains(&status["status"].as_str().unwrap()) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("job {id} never finished");
+    }
+}
+
+#[tokio::test]
+async fn run_then_status_until_completed() {
+    let api = Api::real().await;
+    let (status, queued) = api.post("/run", json!({"input": {"task": "info"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(queued["status"], "IN_QUEUE");
+    let id = queued["id"].as_str().unwrap();
+    let done = api.until_final(id).await;
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done["id"], id);
+    assert_eq!(done["output"]["model"], "turbo");
+    assert!(done["delayTime"].is_u64() && done["executionTime"].is_u64());
+    // POST works as well as GET, as in the SDK's local server.
+    let (status, again) = api.post(&format!("/status/{id}"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["status"], "COMPLETED");
+}
+
+#[tokio::test]
+async fn runsync_answers_with_the_result_in_either_envelope() {
+    let api = Api::real().await;
+    let (status, done) = api
+        .post("/runsync", json!({"input": {"openai_route": "/v1/models"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done["output"]["object"], "list");
+
+    let (_, failed) = api
+        .post(
+            "/runsync",
+            json!({"input": {"openai_route": "/v1/embeddings"}}),
+        )
+        .await;
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(failed["error"]["error"]["param"], "openai_route");
+    assert_eq!(failed["error"]["error"]["type"], "invalid_request_error");
+
+    let (_, custom) = api.post("/runsync", json!({"input": {"task": "vc"}})).await;
+    assert_eq!(custom["status"], "FAILED");
+    assert!(custom["error"].as_str().unwrap().contains("\"vc\""));
+}
+
+#[tokio::test]
+async fn unknown_ids_and_bad_bodies_are_refused_in_json() {
+    let api = Api::real().await;
+    let (status, body) = api.get("/status/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("nope"));
+    assert_eq!(api.get("/stream/nope").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.post("/cancel/nope", json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (status, body) = api.post("/run", json!({"task": "info"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("input"));
+    let response = api
+        .http
+        .post(format!("{}/runsync", api.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let too_big = "x".repeat(11 * 1024 * 1024);
+    let (status, _) = api.post("/run", json!({"input": {"text": too_big}})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(api.get("/no/such/route").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn ping_and_health_report_the_worker() {
+    let api = Api::real().await;
+    let (status, ping) = api.get("/ping").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ping["status"], "healthy");
+    api.post("/runsync", json!({"input": {"task": "info"}}))
+        .await;
+    let (_, health) = api.get("/health").await;
+    assert_eq!(health["jobs"]["completed"], 1);
+    assert_eq!(health["workers"]["idle"], 1);
+}
+
+#[tokio::test]
+async fn stream_returns_each_chunk_once() {
+    let api = Api::start(Scripted, 1).await;
+    let (_, queued) = api
+        .post(
+            "/run",
+            json!({"input": {"stream": [1, 2, 3], "output": "done"}}),
+        )
+        .await;
+    let id = queued["id"].as_str().unwrap();
+    api.until_final(id).await;
+    let (_, first) = api.get(&format!("/stream/{id}")).await;
+    assert_eq!(first["status"], "COMPLETED");
+    assert_eq!(
+        first["stream"],
+        json!([{"output": 1}, {"output": 2}, {"output": 3}])
+    );
+    let (_, second) = api.get(&format!("/stream/{id}")).await;
+    assert_eq!(second["stream"], json!([]));
+}
+
+#[tokio::test]
+async fn jobs_beyond_concurrency_wait_in_queue_and_can_be_cancelled() {
+    let api = Api::start(Scripted, 1).await;
+    let (_, slow) = api
+        .post("/run", json!({"input": {"sleep_ms": 30000}}))
+        .await;
+    let (_, queued) = api.post("/run", json!({"input": {}})).await;
+    let slow = slow["id"].as_str().unwrap();
+    let queued = queued["id"].as_str().unwrap();
+    assert_eq!(
+        api.get(&format!("/status/{queued}")).await.1["status"],
+        "IN_QUEUE"
+    );
+
+    let (_, cancelled) = api.post(&format!("/cancel/{slow}"), json!({})).await;
+    assert_eq!(cancelled["status"], "CANCELLED");
+    let done = api.until_final(queued).await;
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(
+        api.get(&format!("/status/{slow}")).await.1["status"],
+        "CANCELLED"
+    );
+}
