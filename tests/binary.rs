@@ -140,14 +140,12 @@ fn spawn_production(fake: &FakeRunPod, dir: &std::path::Path) -> std::process::C
         .unwrap()
 }
 
-fn sigterm(child: &std::process::Child) {
+/// Sends SIGTERM and waits for a clean exit (20 s at most, so a hang fails).
+async fn sigterm_and_wait(mut child: std::process::Child) -> Output {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) with a pid we spawned and a valid signal number.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-}
-
-async fn wait_exit(mut child: std::process::Child) -> Output {
-    tokio::task::spawn_blocking(move || {
+    let output = tokio::task::spawn_blocking(move || {
         for _ in 0..1000 {
             if child.try_wait().unwrap().is_some() {
                 return child.wait_with_output().unwrap();
@@ -158,7 +156,13 @@ async fn wait_exit(mut child: std::process::Child) -> Output {
         panic!("the worker did not exit after SIGTERM");
     })
     .await
-    .unwrap()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,14 +176,7 @@ async fn sigterm_during_a_take_still_runs_and_posts_the_job_taken() {
     let child = spawn_production(&fake, dir.path());
     fake.wait_until("the first take", |f| !f.seen_at("/job-take/").is_empty())
         .await;
-    sigterm(&child);
-    let output = wait_exit(child).await;
-
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = sigterm_and_wait(child).await;
     let results = fake.results_for("late");
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].json()["output"]["model"], "turbo");
@@ -210,14 +207,7 @@ async fn sigterm_while_a_result_is_being_posted_waits_for_the_post() {
         !f.results_for("posting").is_empty()
     })
     .await;
-    sigterm(&child);
-    let output = wait_exit(child).await;
-
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = sigterm_and_wait(child).await;
     assert_eq!(fake.results_for("posting").len(), 1);
     let logs = String::from_utf8_lossy(&output.stdout);
     assert!(logs.contains("job finished and posted"), "{logs}");

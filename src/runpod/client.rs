@@ -54,6 +54,20 @@ impl PlatformClient {
         &self.timings
     }
 
+    /// A job-take or job-stop long poll; 429 becomes [`PlatformError::TooManyRequests`].
+    async fn long_poll(&self, url: reqwest::Url) -> Result<reqwest::Response, PlatformError> {
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.timings.take_timeout)
+            .send()
+            .await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            return Err(PlatformError::TooManyRequests);
+        }
+        Ok(response)
+    }
+
     /// Long-polls for up to `count` jobs. Returns the raw job objects; an empty list means none.
     pub async fn take(
         &self,
@@ -71,17 +85,11 @@ impl PlatformClient {
         } else {
             with_query(&template, &[("job_in_progress", in_progress)])?
         };
-        let response = self
-            .http
-            .get(url)
-            .timeout(self.timings.take_timeout)
-            .send()
-            .await?;
+        let response = self.long_poll(url).await?;
         match response.status() {
             StatusCode::NO_CONTENT => return Ok(Vec::new()),
             // RunPod answers 400 while FlashBoot holds the worker; nothing to take.
             StatusCode::BAD_REQUEST => return Ok(Vec::new()),
-            StatusCode::TOO_MANY_REQUESTS => return Err(PlatformError::TooManyRequests),
             status if !status.is_success() => return Err(PlatformError::Status(status)),
             _ => {}
         }
@@ -111,14 +119,8 @@ impl PlatformClient {
             &fill(stop_template, &self.env.worker_id, &self.env.worker_id),
             &[],
         )?;
-        let response = self
-            .http
-            .get(url)
-            .timeout(self.timings.take_timeout)
-            .send()
-            .await?;
+        let response = self.long_poll(url).await?;
         match response.status() {
-            StatusCode::TOO_MANY_REQUESTS => return Err(PlatformError::TooManyRequests),
             StatusCode::OK => {}
             status if status.is_success() => return Ok(Vec::new()),
             status => return Err(PlatformError::Status(status)),

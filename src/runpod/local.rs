@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::result::Reporter;
-use crate::job::{self, Job, JobEvent, JobHandler};
+use crate::job::{self, Job, JobEvent, JobHandler, MalformedJob};
 
 /// The SDK's id for a local job.
 pub const LOCAL_JOB_ID: &str = "local_test";
@@ -23,6 +23,8 @@ pub enum TestInputError {
     NotJson(String),
     #[error("the test input must be an object with an \"input\" key")]
     NoInput,
+    #[error("the test input's job is unusable: {0}")]
+    Malformed(#[from] MalformedJob),
 }
 
 /// Reads the job: `test_input` is inline JSON when it starts with `{`, otherwise a file path;
@@ -44,7 +46,7 @@ pub fn load_test_input(test_input: Option<&str>) -> Result<Job, TestInputError> 
     fields
         .entry("id")
         .or_insert_with(|| Value::String(LOCAL_JOB_ID.into()));
-    Job::from_value(value).map_err(|_| TestInputError::NoInput)
+    Ok(Job::from_value(value)?)
 }
 
 fn read(path: &Path) -> Result<String, TestInputError> {
@@ -99,6 +101,10 @@ mod tests {
         assert!(matches!(
             load_test_input(Some(r#"{"task": "info"}"#)).unwrap_err(),
             TestInputError::NoInput
+        ));
+        assert!(matches!(
+            load_test_input(Some(r#"{"id": true, "input": {}}"#)).unwrap_err(),
+            TestInputError::Malformed(MalformedJob::MissingId)
         ));
     }
 }
