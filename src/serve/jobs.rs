@@ -154,13 +154,12 @@ impl JobStore {
         Some(json!({"id": id, "status": record.status, "stream": stream}))
     }
 
-    /// Waits until the job ends or `wait` passes; `false` for an unknown id.
-    pub async fn wait(&self, id: &str, wait: Duration) -> bool {
+    /// Waits until the job ends or `wait` passes; returns at once for an unknown id.
+    pub async fn wait(&self, id: &str, wait: Duration) {
         let Some(mut finished) = self.records().get(id).map(|r| r.finished.subscribe()) else {
-            return false;
+            return;
         };
         let _ = tokio::time::timeout(wait, finished.wait_for(|done| *done)).await;
-        true
     }
 
     /// RunPod's `/health` counts.

@@ -106,10 +106,13 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
 
-    fn unknown_job(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("job {id:?} not found"))
-    }
+/// A job's answer, or 404 when the id is unknown (or its result has expired).
+fn found(id: &str, answer: Option<Value>) -> Result<Json<Value>, ApiError> {
+    answer
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("job {id:?} not found")))
 }
 
 impl IntoResponse for ApiError {
@@ -192,44 +195,28 @@ async fn runsync<H: JobHandler>(
     };
     let id = submit(&state, parse_job(body)?);
     state.jobs.wait(&id, Duration::from_millis(wait)).await;
-    state
-        .jobs
-        .status(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::unknown_job(&id))
+    found(&id, state.jobs.status(&id))
 }
 
 async fn status<H: JobHandler>(
     State(state): State<Arc<ApiState<H>>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .jobs
-        .status(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::unknown_job(&id))
+    found(&id, state.jobs.status(&id))
 }
 
 async fn stream<H: JobHandler>(
     State(state): State<Arc<ApiState<H>>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .jobs
-        .read_stream(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::unknown_job(&id))
+    found(&id, state.jobs.read_stream(&id))
 }
 
 async fn cancel<H: JobHandler>(
     State(state): State<Arc<ApiState<H>>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .jobs
-        .cancel(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::unknown_job(&id))
+    found(&id, state.jobs.cancel(&id))
 }
 
 async fn health<H: JobHandler>(State(state): State<Arc<ApiState<H>>>) -> Json<Value> {
