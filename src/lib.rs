@@ -7,6 +7,7 @@ pub mod engine;
 pub mod handlers;
 pub mod job;
 pub mod logging;
+pub mod model;
 pub mod runpod;
 pub mod serve;
 pub mod shutdown;

@@ -1,0 +1,11 @@
+//! The Candle port of Chatterbox (reference: chatterbox-tts 0.1.7 and s3tokenizer 0.3.0 from
+//! PyPI). Files mirror the reference package file for file and weights keep its state_dict key
+//! names; `dsp` holds the library routines (librosa, torch.stft, torchaudio) the reference calls.
+//! Candle only: no async, HTTP or storage here. Randomness is always an argument.
+
+pub mod dsp;
+pub mod random_weights;
+pub mod s3gen;
+pub mod s3tokenizer;
+pub mod voice_encoder;
+pub mod weights;

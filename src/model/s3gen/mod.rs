@@ -1,0 +1,3 @@
+//! Ports of chatterbox/models/s3gen.
+
+pub mod xvector;

@@ -1,0 +1,3 @@
+//! Ports of chatterbox/models/s3tokenizer and of the s3tokenizer 0.3.0 package it builds on.
+
+pub mod model_v2;

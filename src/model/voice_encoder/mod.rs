@@ -1,0 +1,1 @@
+//! Port of chatterbox/models/voice_encoder.

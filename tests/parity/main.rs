@@ -1,0 +1,6 @@
+//! Parity of the Candle port with the reference package, on fixtures from tools/parity/.
+//! Each file covers one reference module; tolerances are stated where they are checked.
+
+mod campplus;
+mod fixture;
+mod s3tokenizer;
