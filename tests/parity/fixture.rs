@@ -11,7 +11,6 @@ use serde::de::DeserializeOwned;
 
 pub struct Fixture {
     pub case: String,
-    pub path: PathBuf,
     tensors: HashMap<String, Tensor>,
     metadata: HashMap<String, String>,
 }
@@ -60,7 +59,6 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Fixture {
             case: metadata.get("case").cloned().unwrap_or_default(),
-            path: path.to_path_buf(),
             tensors,
             metadata,
         }
@@ -80,10 +78,6 @@ impl Fixture {
 
     pub fn output(&self, name: &str) -> Tensor {
         self.tensor("output", name)
-    }
-
-    pub fn noise(&self, name: &str) -> Tensor {
-        self.tensor("noise", name)
     }
 
     pub fn input_f32s(&self, name: &str) -> Vec<f32> {

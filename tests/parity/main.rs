@@ -3,4 +3,6 @@
 
 mod campplus;
 mod fixture;
+mod frontends;
 mod s3tokenizer;
+mod voice_encoder;

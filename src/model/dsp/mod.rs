@@ -2,4 +2,6 @@
 
 pub mod kaldi;
 pub mod mel;
+pub mod resample;
 pub mod stft;
+pub mod trim;

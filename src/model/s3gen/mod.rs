@@ -1,3 +1,4 @@
 //! Ports of chatterbox/models/s3gen.
 
+pub mod utils;
 pub mod xvector;

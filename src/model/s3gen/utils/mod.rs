@@ -1,0 +1,3 @@
+//! Ports of chatterbox/models/s3gen/utils.
+
+pub mod mel;
