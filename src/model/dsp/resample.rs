@@ -1,10 +1,7 @@
-//! `torchaudio.transforms.Resample` (sinc_interp_hann, lowpass_filter_width 6, rolloff 0.99):
-//! the resampler S3Gen.embed_ref uses for its 16 kHz inputs, ported exactly. The reference
-//! loads audio with librosa's soxr_hq instead; docs/parity.md measures what using this one
-//! there changes.
-
-const WIDTH: f64 = 6.0;
-const ROLLOFF: f64 = 0.99;
+//! torchaudio's Hann-windowed sinc resampler. With its defaults (lowpass_filter_width 6,
+//! rolloff 0.99) it is the resampler S3Gen.embed_ref uses, ported exactly. Where the reference
+//! calls librosa's soxr_hq (the T3 prompt and voice-encoder input), [`Resampler::soxr_like`]
+//! is the closest kernel of this family; docs/parity.md measures what the substitution changes.
 
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
@@ -20,11 +17,22 @@ pub struct Resampler {
 }
 
 impl Resampler {
+    /// `torchaudio.transforms.Resample(from_hz, to_hz)`.
     pub fn new(from_hz: u32, to_hz: u32) -> Self {
+        Self::with_filter(from_hz, to_hz, 6.0, 0.99)
+    }
+
+    /// A long, lower-cutoff kernel whose output is ~4× closer to librosa's soxr_hq than the
+    /// torchaudio default (docs/parity.md).
+    pub fn soxr_like(from_hz: u32, to_hz: u32) -> Self {
+        Self::with_filter(from_hz, to_hz, 64.0, 0.95)
+    }
+
+    fn with_filter(from_hz: u32, to_hz: u32, zero_crossings: f64, rolloff: f64) -> Self {
         let g = gcd(from_hz, to_hz).max(1);
         let (orig, new) = ((from_hz / g) as usize, (to_hz / g) as usize);
-        let base = orig.min(new) as f64 * ROLLOFF;
-        let width = (WIDTH * orig as f64 / base).ceil() as usize;
+        let base = orig.min(new) as f64 * rolloff;
+        let width = (zero_crossings * orig as f64 / base).ceil() as usize;
         let scale = base / orig as f64;
         let kernels = (0..new)
             .map(|phase| {
@@ -33,8 +41,10 @@ impl Resampler {
                 (0..2 * width + orig)
                     .map(|tap| {
                         let idx = (tap as f64 - width as f64) / orig as f64;
-                        let t = ((offset + idx) * base).clamp(-WIDTH, WIDTH);
-                        let window = (t * std::f64::consts::PI / WIDTH / 2.0).cos().powi(2);
+                        let t = ((offset + idx) * base).clamp(-zero_crossings, zero_crossings);
+                        let window = (t * std::f64::consts::PI / zero_crossings / 2.0)
+                            .cos()
+                            .powi(2);
                         let t = t * std::f64::consts::PI;
                         let sinc = if t == 0.0 { 1.0 } else { t.sin() / t };
                         (sinc * window * scale) as f32
