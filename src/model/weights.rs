@@ -248,6 +248,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_safetensors_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ve.safetensors");
+        let w = weights(&[("proj.weight", &[2, 3]), ("proj.bias", &[2])]);
+        candle_core::safetensors::save(&w.into_tensors(), &path).unwrap();
+        let loaded = Weights::from_safetensors(&path).unwrap();
+        assert!(loaded.build(DType::F32, &Device::Cpu, &[], linear).is_ok());
+        let missing = Weights::from_safetensors(&dir.path().join("absent.safetensors"));
+        assert!(
+            missing
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("absent.safetensors")
+        );
+    }
+
+    #[test]
     fn sub_strips_the_prefix() {
         let w = weights(&[("ve.proj.weight", &[2, 3]), ("ve.proj.bias", &[2])]);
         assert!(
