@@ -21,11 +21,10 @@ pub fn trim_range(signal: &[f32], top_db: f64) -> Range<usize> {
         .collect();
     let loudest = power.iter().copied().fold(0.0f64, f64::max);
     let db = |p: f64| 10.0 * p.max(1e-10).log10() - 10.0 * loudest.max(1e-10).log10();
-    let mut loud = (0..frames).filter(|f| db(power[*f]) > -top_db);
-    let Some(first) = loud.next() else {
+    let is_loud = |f: &usize| db(power[*f]) > -top_db;
+    let (Some(first), Some(last)) = ((0..frames).find(is_loud), (0..frames).rfind(is_loud)) else {
         return 0..0;
     };
-    let last = loud.last().unwrap_or(first);
     first * HOP..signal.len().min((last + 1) * HOP)
 }
 
