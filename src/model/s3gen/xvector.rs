@@ -17,6 +17,7 @@ const EMBEDDING_SIZE: usize = 192;
 /// (layers, dilation) of the three CAM dense blocks; every layer has kernel size 3.
 const DENSE_BLOCKS: [(usize, usize); 3] = [(12, 1), (24, 2), (16, 2)];
 const CAM_KERNEL_SIZE: usize = 3;
+const TDNN_KERNEL_SIZE: usize = 5;
 const CAM_SEGMENT_LEN: usize = 100;
 /// Fewer fbank frames leave a single frame after the stride-2 TDNN, whose unbiased standard
 /// deviation in the statistics pooling is NaN.
@@ -165,18 +166,8 @@ impl BatchNormRelu {
     }
 }
 
-fn conv1d_no_bias(
-    in_channels: usize,
-    out_channels: usize,
-    kernel_size: usize,
-    config: Conv1dConfig,
-    vb: VarBuilder,
-) -> Result<Conv1d> {
-    candle_nn::conv1d_no_bias(in_channels, out_channels, kernel_size, config, vb)
-}
-
-/// Context-aware masking: a local convolution gated by a sigmoid of the utterance mean plus the
-/// mean of the surrounding 100-frame segment.
+/// Context-aware masking: a local convolution gated per channel by a sigmoid of a two-layer
+/// projection of the utterance mean plus the mean of the surrounding 100-frame segment.
 struct CamLayer {
     linear_local: Conv1d,
     linear1: Conv1d,
@@ -192,7 +183,7 @@ impl CamLayer {
         };
         let reduced = BOTTLENECK_CHANNELS / 2;
         Ok(Self {
-            linear_local: conv1d_no_bias(
+            linear_local: candle_nn::conv1d_no_bias(
                 BOTTLENECK_CHANNELS,
                 GROWTH_RATE,
                 CAM_KERNEL_SIZE,
@@ -257,7 +248,7 @@ impl CamDenseTdnnLayer {
     fn load(in_channels: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             nonlinear1: BatchNormRelu::load(in_channels, vb.pp("nonlinear1"))?,
-            linear1: conv1d_no_bias(
+            linear1: candle_nn::conv1d_no_bias(
                 in_channels,
                 BOTTLENECK_CHANNELS,
                 1,
@@ -303,7 +294,7 @@ impl DenseStage {
         Ok(Self {
             layers,
             transit_nonlinear: BatchNormRelu::load(out_channels, transit.pp("nonlinear"))?,
-            transit_linear: conv1d_no_bias(
+            transit_linear: candle_nn::conv1d_no_bias(
                 out_channels,
                 out_channels / 2,
                 1,
@@ -345,14 +336,14 @@ impl CampPlus {
         let xvector = vb.pp("xvector");
         let tdnn = xvector.pp("tdnn");
         let tdnn_config = Conv1dConfig {
-            padding: 2,
+            padding: TDNN_KERNEL_SIZE / 2,
             stride: 2,
             ..Default::default()
         };
-        let tdnn_linear = conv1d_no_bias(
+        let tdnn_linear = candle_nn::conv1d_no_bias(
             head_channels,
             INIT_CHANNELS,
-            5,
+            TDNN_KERNEL_SIZE,
             tdnn_config,
             tdnn.pp("linear"),
         )?;
@@ -376,7 +367,7 @@ impl CampPlus {
             tdnn_nonlinear: BatchNormRelu::load(INIT_CHANNELS, tdnn.pp("nonlinear"))?,
             stages,
             out_nonlinear: BatchNormRelu::load(channels, xvector.pp("out_nonlinear"))?,
-            dense_linear: conv1d_no_bias(
+            dense_linear: candle_nn::conv1d_no_bias(
                 2 * channels,
                 EMBEDDING_SIZE,
                 1,
