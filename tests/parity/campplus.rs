@@ -27,7 +27,7 @@ struct Config {
 #[test]
 fn campplus_matches_reference_inference() {
     for fixture in Fixture::all("campplus") {
-        println!("{} ({})", fixture.case, fixture.path.display());
+        println!("{}", fixture.case);
         let model = fixture
             .weights()
             .build(DType::F32, &Device::Cpu, &[], CampPlus::load)
