@@ -82,19 +82,23 @@ impl FsmnAttention {
             .affine(scale, 0.0)
     }
 
-    /// `forward_fsmn` without padding: depthwise conv (k31, zero pad 15/15, no bias) over time
-    /// on v, plus v. Written as a sum of shifted rows because candle runs a grouped conv1d as
-    /// one convolution per channel.
+    /// `forward_fsmn` on an unpadded window, where its mask is all ones: depthwise conv over
+    /// time (k31, zero pad 15/15, no bias) on v, then plus v. Written as a sum of shifted rows
+    /// because candle runs a grouped conv1d as one convolution per channel.
     fn fsmn(&self, v: &Tensor) -> Result<Tensor> {
         let t = v.dim(1)?;
         let half = (FSMN_KERNEL - 1) / 2;
         let padded = v.pad_with_zeros(1, half, FSMN_KERNEL - 1 - half)?;
-        let mut acc = v.clone();
-        for k in 0..FSMN_KERNEL {
-            let tap = self.fsmn_taps.get(k)?;
-            acc = (acc + padded.narrow(1, k, t)?.broadcast_mul(&tap)?)?;
+        let tap = |k: usize| {
+            padded
+                .narrow(1, k, t)?
+                .broadcast_mul(&self.fsmn_taps.get(k)?)
+        };
+        let mut conv = tap(0)?;
+        for k in 1..FSMN_KERNEL {
+            conv = (conv + tap(k)?)?;
         }
-        Ok(acc)
+        conv + v
     }
 
     fn forward(&self, x: &Tensor, rope: &Rope) -> Result<Tensor> {
