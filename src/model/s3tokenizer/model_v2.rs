@@ -247,7 +247,8 @@ impl S3TokenizerV2 {
             let len = WINDOW_FRAMES.min(frames - start);
             let rows = self.project_window(&mel.narrow(1, start, len)?)?;
             let n = rows.dim(0)?;
-            // Python slices tokens[50:-50]; a short last window may keep nothing.
+            // Python slices tokens[50:-50]; a last window of at most 50 tokens keeps nothing, so
+            // the reference loses those tokens too.
             let first = if i == 0 { 0 } else { SEAM_TOKENS.min(n) };
             let end = if i + 1 == starts.len() {
                 n
@@ -284,6 +285,10 @@ impl S3TokenizerV2 {
 
 /// `FSQCodebook.encode` on [`S3TokenizerV2::project`]'s rows, (tokens, 8) -> tokens.
 pub fn fsq_encode(projection: &Tensor) -> Result<Vec<u32>> {
+    let (_, width) = projection.dims2()?;
+    if width != FSQ_DIGITS {
+        candle_core::bail!("s3tokenizer: FSQ needs {FSQ_DIGITS} values per token, got {width}");
+    }
     let rows: Vec<Vec<f32>> = projection.to_dtype(DType::F32)?.to_vec2()?;
     rows.iter().map(|row| fsq_token(row)).collect()
 }
@@ -329,8 +334,7 @@ mod tests {
         assert!(fsq_token(&[f32::NAN; FSQ_DIGITS]).is_err());
     }
 
-    #[test]
-    fn refuses_an_empty_mel_and_a_wrong_band_count() {
+    fn zero_model() -> S3TokenizerV2 {
         let config = ModelConfig {
             n_mels: 4,
             n_audio_state: 64,
@@ -338,13 +342,30 @@ mod tests {
             n_audio_layer: 1,
         };
         let vb = VarBuilder::zeros(DType::F32, &candle_core::Device::Cpu);
-        let model = S3TokenizerV2::load(vb, &config).unwrap();
-        let device = candle_core::Device::Cpu;
-        let empty = Tensor::zeros((4, 0), DType::F32, &device).unwrap();
-        assert!(model.quantize(&empty).is_err());
-        let wrong = Tensor::zeros((5, 8), DType::F32, &device).unwrap();
+        S3TokenizerV2::load(vb, &config).unwrap()
+    }
+
+    fn zero_mel(frames: usize) -> Tensor {
+        Tensor::zeros((4, frames), DType::F32, &candle_core::Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn refuses_an_empty_mel_and_a_wrong_band_count() {
+        let model = zero_model();
+        assert!(model.quantize(&zero_mel(0)).is_err());
+        let wrong = Tensor::zeros((5, 8), DType::F32, &candle_core::Device::Cpu).unwrap();
         assert!(model.quantize(&wrong).is_err());
-        let one = Tensor::zeros((4, 1), DType::F32, &device).unwrap();
-        assert_eq!(model.quantize(&one).unwrap(), vec![3280]);
+        assert_eq!(model.quantize(&zero_mel(1)).unwrap(), vec![3280]);
+    }
+
+    #[test]
+    fn merges_windows_as_the_reference_slices_them() {
+        let model = zero_model();
+        // One window: ceil(ceil(T / 2) / 2) tokens.
+        assert_eq!(model.quantize(&zero_mel(3000)).unwrap().len(), 750);
+        // Windows of 3000 and 401 frames: 750 - 50 + 101 - 50.
+        assert_eq!(model.quantize(&zero_mel(3001)).unwrap().len(), 751);
+        // 3000, 2601 and 1 frames: 700 + (651 - 100) + 0, the 1-token tail is lost.
+        assert_eq!(model.quantize(&zero_mel(5201)).unwrap().len(), 1251);
     }
 }
