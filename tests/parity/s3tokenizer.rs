@@ -71,7 +71,7 @@ fn s3tokenizer_matches_the_reference() {
         let case = &fixture.case;
         println!(
             "{case} ({}): mel {:?}, ran in {elapsed:.2?}",
-            fixture.path.display(),
+            fixture.case,
             mel.dims()
         );
         let expected_projection = fixture.output("projection");
