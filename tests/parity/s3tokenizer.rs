@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use chatterbox_worker::model::random_weights::uniform;
 use chatterbox_worker::model::s3tokenizer::model_v2::{ModelConfig, S3TokenizerV2, fsq_encode};
+use chatterbox_worker::model::s3tokenizer::s3tokenizer::{RECOMPUTED_BUFFERS, S3Tokenizer};
 use serde::Deserialize;
 
 use crate::fixture::{Fixture, assert_close};
@@ -114,5 +115,40 @@ fn s3tokenizer_matches_the_reference() {
             identical >= MIN_IDENTICAL,
             "{case}: too few identical tokens"
         );
+    }
+}
+
+/// chatterbox's `S3Tokenizer.forward` end to end (log mel, the `max_len` cut, quantize), loaded
+/// the way s3gen.safetensors' `tokenizer.` weights are. Budget: ≥ 99 % identical tokens.
+#[test]
+fn s3tokenizer_forward_matches_the_reference() {
+    #[derive(Deserialize)]
+    struct ForwardConfig {
+        max_len: Option<usize>,
+    }
+    for fixture in Fixture::all("s3tokenizer_forward") {
+        let config: ForwardConfig = fixture.config();
+        let tokenizer = fixture
+            .weights()
+            .build(DType::F32, &Device::Cpu, RECOMPUTED_BUFFERS, |vb| {
+                S3Tokenizer::load(vb, &ModelConfig::speech_tokenizer_v2_25hz())
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", fixture.case));
+        let ours = tokenizer
+            .forward(&fixture.input_f32s("wav16"), config.max_len)
+            .unwrap();
+        let expected: Vec<i64> = fixture.output("tokens").to_vec1().unwrap();
+        assert_eq!(ours.len(), expected.len(), "{}: token count", fixture.case);
+        let same = ours
+            .iter()
+            .zip(&expected)
+            .filter(|(a, b)| i64::from(**a) == **b)
+            .count();
+        println!(
+            "{} forward: {same} of {} tokens identical",
+            fixture.case,
+            expected.len()
+        );
+        assert!(same * 100 >= expected.len() * 99, "{}", fixture.case);
     }
 }

@@ -1,7 +1,10 @@
-//! Port of chatterbox/models/s3tokenizer/s3tokenizer.py: the Whisper-style 128-band log mel the
-//! speech tokenizer reads (16 kHz, n_fft 400, hop 160, centred, last frame dropped).
+//! Port of chatterbox/models/s3tokenizer/s3tokenizer.py: S3TokenizerV2 fed by its Whisper-style
+//! 128-band log mel (16 kHz, n_fft 400, hop 160, centred, last frame dropped).
 
 use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::model_v2::{ModelConfig, S3TokenizerV2};
 
 use crate::model::dsp::mel::mel_filters;
 use crate::model::dsp::stft::{Stft, hann_periodic};
@@ -43,4 +46,36 @@ pub fn log_mel_spectrogram(wav: &[f32], device: &Device) -> Result<Tensor> {
     let log_spec = (filters.matmul(&spec.t()?)?.clamp(1e-10, f32::MAX)?.log()? / 10f64.ln())?;
     let floor = log_spec.max_all()?.to_scalar::<f32>()? - 8.0;
     (log_spec.maximum(floor)? + 4.0)? / 4.0
+}
+
+/// Mel frames per speech token (100 frames/s against 25 tokens/s).
+const FRAMES_PER_TOKEN: usize = 4;
+
+pub struct S3Tokenizer {
+    model: S3TokenizerV2,
+    device: Device,
+}
+
+impl S3Tokenizer {
+    /// Loads from the `tokenizer.` weights of s3gen.safetensors; build it with
+    /// [`RECOMPUTED_BUFFERS`] ignored.
+    pub fn load(vb: VarBuilder, config: &ModelConfig) -> Result<Self> {
+        let device = vb.device().clone();
+        Ok(Self {
+            model: S3TokenizerV2::load(vb, config)?,
+            device,
+        })
+    }
+
+    /// `S3Tokenizer.forward([wav], max_len)`: the speech tokens of one 16 kHz utterance, at most
+    /// `max_len` of them (the mel is cut to `max_len`·4 frames after normalisation, as the
+    /// reference cuts it).
+    pub fn forward(&self, wav_16k: &[f32], max_len: Option<usize>) -> Result<Vec<u32>> {
+        let mut mel = log_mel_spectrogram(wav_16k, &self.device)?;
+        if let Some(max_len) = max_len {
+            let frames = mel.dim(1)?.min(max_len * FRAMES_PER_TOKEN);
+            mel = mel.narrow(1, 0, frames)?;
+        }
+        self.model.quantize(&mel)
+    }
 }

@@ -106,12 +106,25 @@ def seeded_mel(seed: int, frames: int, low: float, high: float):
     return torch.from_numpy(values), spec
 
 
+def forward_case(out_dir, name, seconds, max_len, seed):
+    """chatterbox's S3Tokenizer.forward end to end: 16 kHz speech -> log mel (cut to max_len*4
+    frames) -> tokens. Its mel buffers are computed, not seeded."""
+    model = S3Tokenizer("speech_tokenizer_v2_25hz").eval()
+    weights = seed_module(model, seed, skip=("_mel_filters", "window"))
+    wav = speech(seconds, S3_SR)
+    tokens, lens = model.forward([wav], max_len=max_len)
+    write_fixture(out_dir, name, "s3tokenizer_forward", {"max_len": max_len}, weights,
+                  {"wav16": wav}, {"tokens": tokens[0, : int(lens[0])]})
+
+
 def generate(out_dir, full):
     if full:
+        forward_case(out_dir, "s3tokenizer_forward_15s_prompt", 20.0, max_len=375, seed=23)
         case(out_dir, "s3tokenizer_full_12s", FULL, log_mel(12.0), seed=21)
         case(out_dir, "s3tokenizer_full_62s", FULL, log_mel(62.37), seed=22, verify_windows=True)
         return
     case(out_dir, "s3tokenizer_full_4s", FULL, log_mel(4.1), seed=11)
+    forward_case(out_dir, "s3tokenizer_forward_2s_prompt", 3.0, max_len=50, seed=14)
     # Three windows (0, 2600, 5200) and an odd-length last one exercise the >30 s path.
     mel, spec = seeded_mel(seed=13, frames=5807, low=-1.0, high=1.5)
     case(out_dir, "s3tokenizer_reduced_58s", REDUCED, mel, seed=12, mel_spec=spec, verify_windows=True)
