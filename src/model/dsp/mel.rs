@@ -1,6 +1,23 @@
 //! `librosa.filters.mel` with its defaults (Slaney mel scale, `norm="slaney"`, float32 result),
 //! computed in f64 and rounded where librosa rounds.
 
+use candle_core::{Device, Result, Tensor};
+
+/// `filters @ spectrum.T`: a row-major (frames × bins) spectrum through a row-major
+/// (n_mels × bins) filter bank, giving (n_mels, frames).
+pub fn apply_filters(
+    spectrum: Vec<f32>,
+    filters: Vec<f32>,
+    bins: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let frames = spectrum.len() / bins;
+    let n_mels = filters.len() / bins;
+    let spec = Tensor::from_vec(spectrum, (frames, bins), device)?;
+    let filters = Tensor::from_vec(filters, (n_mels, bins), device)?;
+    filters.matmul(&spec.t()?)
+}
+
 /// Slaney's mel scale: linear below 1 kHz, logarithmic above.
 fn hz_to_mel(hz: f64) -> f64 {
     let f_sp = 200.0 / 3.0;

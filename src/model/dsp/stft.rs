@@ -25,6 +25,12 @@ pub fn reflect_pad(signal: &[f32], left: usize, right: usize) -> Vec<f32> {
     out
 }
 
+/// |X|² with the magnitude taken in f32, as numpy and torch do on complex64 spectra.
+pub fn power_f32(c: Complex<f64>) -> f32 {
+    let magnitude = (c.re as f32).hypot(c.im as f32);
+    magnitude * magnitude
+}
+
 pub struct Stft {
     n_fft: usize,
     hop: usize,

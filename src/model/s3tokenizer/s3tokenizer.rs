@@ -6,8 +6,8 @@ use candle_nn::VarBuilder;
 
 use super::model_v2::{ModelConfig, S3TokenizerV2};
 
-use crate::model::dsp::mel::mel_filters;
-use crate::model::dsp::stft::{Stft, hann_periodic};
+use crate::model::dsp::mel::{apply_filters, mel_filters};
+use crate::model::dsp::stft::{Stft, hann_periodic, power_f32};
 
 pub const S3_SR: u32 = 16000;
 pub const S3_HOP: usize = 160;
@@ -32,18 +32,11 @@ pub fn log_mel_spectrogram(wav: &[f32], device: &Device) -> Result<Tensor> {
     let stft = Stft::new(N_FFT, S3_HOP, &hann_periodic(N_FFT));
     let frames = stft.frames(wav.len(), true) - 1;
     let bins = stft.bins();
-    let mut power = stft.spectrum(wav, true, |c| {
-        let magnitude = (c.re as f32).hypot(c.im as f32);
-        magnitude * magnitude
-    });
+    let mut power = stft.spectrum(wav, true, power_f32);
     power.truncate(frames * bins);
-    let spec = Tensor::from_vec(power, (frames, bins), device)?;
-    let filters = Tensor::from_vec(
-        mel_filters(S3_SR, N_FFT, N_MELS, 0.0, f64::from(S3_SR) / 2.0),
-        (N_MELS, bins),
-        device,
-    )?;
-    let log_spec = (filters.matmul(&spec.t()?)?.clamp(1e-10, f32::MAX)?.log()? / 10f64.ln())?;
+    let filters = mel_filters(S3_SR, N_FFT, N_MELS, 0.0, f64::from(S3_SR) / 2.0);
+    let mel = apply_filters(power, filters, bins, device)?;
+    let log_spec = (mel.clamp(1e-10, f32::MAX)?.log()? / 10f64.ln())?;
     let floor = log_spec.max_all()?.to_scalar::<f32>()? - 8.0;
     (log_spec.maximum(floor)? + 4.0)? / 4.0
 }

@@ -4,8 +4,8 @@
 use candle_core::{Device, Result, Tensor};
 
 use super::config::VoiceEncConfig;
-use crate::model::dsp::mel::mel_filters;
-use crate::model::dsp::stft::{Stft, hann_periodic};
+use crate::model::dsp::mel::{apply_filters, mel_filters};
+use crate::model::dsp::stft::{Stft, hann_periodic, power_f32};
 
 /// (num_mels, 1 + len/hop) mel of a 16 kHz signal, librosa.stft-centred with reflect padding.
 pub fn melspectrogram(wav: &[f32], hp: &VoiceEncConfig, device: &Device) -> Result<Tensor> {
@@ -17,17 +17,7 @@ pub fn melspectrogram(wav: &[f32], hp: &VoiceEncConfig, device: &Device) -> Resu
         );
     }
     let stft = Stft::new(hp.n_fft, hp.hop_size, &hann_periodic(hp.win_size));
-    let frames = stft.frames(wav.len(), true);
-    // librosa keeps the spectrum as complex64, so the magnitude and its square are float32.
-    let power = stft.spectrum(wav, true, |c| {
-        let magnitude = (c.re as f32).hypot(c.im as f32);
-        magnitude * magnitude
-    });
-    let spec = Tensor::from_vec(power, (frames, stft.bins()), device)?;
-    let filters = Tensor::from_vec(
-        mel_filters(hp.sample_rate, hp.n_fft, hp.num_mels, hp.fmin, hp.fmax),
-        (hp.num_mels, stft.bins()),
-        device,
-    )?;
-    filters.matmul(&spec.t()?)
+    let power = stft.spectrum(wav, true, power_f32);
+    let filters = mel_filters(hp.sample_rate, hp.n_fft, hp.num_mels, hp.fmin, hp.fmax);
+    apply_filters(power, filters, stft.bins(), device)
 }

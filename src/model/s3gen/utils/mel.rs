@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use crate::model::dsp::mel::mel_filters;
+use crate::model::dsp::mel::{apply_filters, mel_filters};
 use crate::model::dsp::stft::{Stft, hann_periodic, reflect_pad};
 
 const N_FFT: usize = 1920;
@@ -22,16 +22,12 @@ pub fn mel_spectrogram(wav: &[f32], device: &Device) -> Result<Tensor> {
     }
     let padded = reflect_pad(wav, pad, pad);
     let stft = Stft::new(N_FFT, HOP, &hann_periodic(N_FFT));
-    let frames = stft.frames(padded.len(), false);
     let magnitudes = stft.spectrum(&padded, false, |c| {
         let (re, im) = (c.re as f32, c.im as f32);
         (re * re + im * im + 1e-9).sqrt()
     });
-    let spec = Tensor::from_vec(magnitudes, (frames, stft.bins()), device)?;
-    let filters = Tensor::from_vec(
-        mel_filters(SAMPLE_RATE, N_FFT, N_MELS, 0.0, 8000.0),
-        (N_MELS, stft.bins()),
-        device,
-    )?;
-    filters.matmul(&spec.t()?)?.clamp(1e-5, f32::MAX)?.log()
+    let filters = mel_filters(SAMPLE_RATE, N_FFT, N_MELS, 0.0, 8000.0);
+    apply_filters(magnitudes, filters, stft.bins(), device)?
+        .clamp(1e-5, f32::MAX)?
+        .log()
 }
