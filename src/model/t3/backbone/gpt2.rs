@@ -1,0 +1,140 @@
+//! The GPT-2 model of transformers' modeling_gpt2.py (5.2) as Chatterbox-Turbo drives it: input
+//! embeddings plus learned absolute positions (`wpe`, counting on from the cache), pre-norm
+//! blocks with tanh-GELU MLPs, final LayerNorm. Weights use GPT-2's Conv1D layout, [in, out],
+//! which is already the orientation a row-major product wants.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{LayerNorm, VarBuilder};
+
+use super::kv_cache::KvCache;
+use super::{attend, matmul_rows};
+use crate::model::t3::llama_configs::Gpt2Config;
+
+/// transformers' `Conv1D`: y = x·W + b with W stored [in, out].
+struct Conv1D {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv1D {
+    fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((in_dim, out_dim), "weight")?,
+            bias: vb.get(out_dim, "bias")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        matmul_rows(x, &self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+struct Block {
+    ln_1: LayerNorm,
+    c_attn: Conv1D,
+    attn_c_proj: Conv1D,
+    ln_2: LayerNorm,
+    c_fc: Conv1D,
+    mlp_c_proj: Conv1D,
+}
+
+impl Block {
+    fn load(vb: VarBuilder, cfg: &Gpt2Config) -> Result<Self> {
+        let d = cfg.n_embd;
+        let eps = cfg.layer_norm_epsilon;
+        Ok(Self {
+            ln_1: candle_nn::layer_norm(d, eps, vb.pp("ln_1"))?,
+            c_attn: Conv1D::load(vb.pp("attn.c_attn"), d, 3 * d)?,
+            attn_c_proj: Conv1D::load(vb.pp("attn.c_proj"), d, d)?,
+            ln_2: candle_nn::layer_norm(d, eps, vb.pp("ln_2"))?,
+            c_fc: Conv1D::load(vb.pp("mlp.c_fc"), d, 4 * d)?,
+            mlp_c_proj: Conv1D::load(vb.pp("mlp.c_proj"), 4 * d, d)?,
+        })
+    }
+}
+
+pub struct Gpt2 {
+    wpe: Tensor,
+    h: Vec<Block>,
+    ln_f: LayerNorm,
+    cfg: Gpt2Config,
+}
+
+impl Gpt2 {
+    /// `vb` at the model's prefix (`tfmr`).
+    pub fn load(vb: VarBuilder, cfg: &Gpt2Config) -> Result<Self> {
+        if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {
+            candle_core::bail!(
+                "GPT-2: {} channels do not split into {} heads",
+                cfg.n_embd,
+                cfg.n_head
+            );
+        }
+        let h = (0..cfg.n_layer)
+            .map(|i| Block::load(vb.pp(format!("h.{i}")), cfg))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            wpe: vb.get((cfg.n_positions, cfg.n_embd), "wpe.weight")?,
+            h,
+            ln_f: candle_nn::layer_norm(cfg.n_embd, cfg.layer_norm_epsilon, vb.pp("ln_f"))?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn cache_shape(&self) -> (usize, usize, usize) {
+        (
+            self.cfg.n_layer,
+            self.cfg.n_head,
+            self.cfg.n_embd / self.cfg.n_head,
+        )
+    }
+
+    fn heads_first(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (_, heads, head_dim) = self.cache_shape();
+        x.reshape((b, t, heads, head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn attention(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let d = self.cfg.n_embd;
+        let qkv = block.c_attn.forward(x)?;
+        let q = self.heads_first(&qkv.narrow(2, 0, d)?)?;
+        let k = self.heads_first(&qkv.narrow(2, d, d)?)?;
+        let v = self.heads_first(&qkv.narrow(2, 2 * d, d)?)?;
+        let (k, v) = cache.append(layer, &k, &v)?;
+        let head_dim = d / self.cfg.n_head;
+        let (context, _) = attend(&q, &k, &v, (head_dim as f64).powf(-0.5))?;
+        block.attn_c_proj.forward(&context)
+    }
+
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let new = embeds.dim(1)?;
+        cache.check_room(new)?;
+        let offset = cache.len();
+        if offset + new > self.cfg.n_positions {
+            candle_core::bail!(
+                "position {} is beyond GPT-2's {} positions",
+                offset + new - 1,
+                self.cfg.n_positions
+            );
+        }
+        let positions = self.wpe.narrow(0, offset, new)?;
+        let mut hidden = embeds.broadcast_add(&positions)?;
+        for (i, block) in self.h.iter().enumerate() {
+            let attn = self.attention(block, &block.ln_1.forward(&hidden)?, cache, i)?;
+            hidden = (hidden + attn)?;
+            let ff = block.c_fc.forward(&block.ln_2.forward(&hidden)?)?.gelu()?;
+            hidden = (&hidden + block.mlp_c_proj.forward(&ff)?)?;
+        }
+        cache.commit(new);
+        self.ln_f.forward(&hidden)
+    }
+}

@@ -1,0 +1,235 @@
+//! The Llama decoder of transformers' modeling_llama.py (5.2) as T3 drives it: input embeddings
+//! in, final RMSNorm out, llama3-scaled RoPE over one position counter shared by all rows, and
+//! attention probabilities available for the multilingual alignment guard.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Linear, RmsNorm, VarBuilder};
+
+use super::kv_cache::KvCache;
+use super::{attend, capture, in_watch_order, matmul_rows};
+use crate::model::t3::llama_configs::{Llama3RopeScaling, LlamaConfig};
+
+/// `_compute_llama3_parameters`, in f32 like the reference, so positions rotate identically.
+fn inverse_frequencies(cfg: &LlamaConfig) -> Vec<f32> {
+    let dim = cfg.head_dim;
+    let base = cfg.rope_theta;
+    let plain = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32));
+    let Some(Llama3RopeScaling {
+        factor,
+        low_freq_factor,
+        high_freq_factor,
+        original_max_position_embeddings,
+    }) = cfg.rope_scaling.clone()
+    else {
+        return plain.collect();
+    };
+    let old_context = original_max_position_embeddings as f32;
+    let low_freq_wavelen = old_context / low_freq_factor;
+    let high_freq_wavelen = old_context / high_freq_factor;
+    plain
+        .map(|inv_freq| {
+            let wavelen = 2.0 * std::f32::consts::PI / inv_freq;
+            let scaled = if wavelen > low_freq_wavelen {
+                inv_freq / factor
+            } else {
+                inv_freq
+            };
+            if wavelen < high_freq_wavelen || wavelen > low_freq_wavelen {
+                return scaled;
+            }
+            let smooth =
+                (old_context / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+            (1.0 - smooth) * scaled / factor + smooth * scaled
+        })
+        .collect()
+}
+
+/// cos and sin of position × frequency for every position a sequence can reach, computed once
+/// so that a decode step only narrows into them.
+struct RotaryTable {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl RotaryTable {
+    fn new(cfg: &LlamaConfig, positions: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let inv_freq = inverse_frequencies(cfg);
+        let angles: Vec<f32> = (0..positions)
+            .flat_map(|p| inv_freq.iter().map(move |f| p as f32 * f))
+            .collect();
+        let shape = (positions, inv_freq.len());
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+        Ok(Self {
+            cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,
+            sin: Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?,
+        })
+    }
+
+    fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let t = x.dim(2)?;
+        if offset + t > self.cos.dim(0)? {
+            candle_core::bail!(
+                "position {} is beyond the {} positions T3 supports",
+                offset + t - 1,
+                self.cos.dim(0)?
+            );
+        }
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        candle_nn::rotary_emb::rope(x, &cos, &sin)
+    }
+}
+
+struct Attention {
+    q_proj: Tensor,
+    k_proj: Tensor,
+    v_proj: Tensor,
+    o_proj: Tensor,
+    heads: usize,
+    head_dim: usize,
+}
+
+/// A bias-free projection, stored transposed for `matmul_rows`.
+fn projection(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Tensor> {
+    let linear: Linear = candle_nn::linear_no_bias(in_dim, out_dim, vb)?;
+    linear.weight().t()?.contiguous()
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, cfg: &LlamaConfig) -> Result<Self> {
+        if cfg.num_key_value_heads != cfg.num_attention_heads {
+            candle_core::bail!("grouped-query attention is not used by any T3 checkpoint");
+        }
+        let (d, inner) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim);
+        Ok(Self {
+            q_proj: projection(vb.pp("q_proj"), d, inner)?,
+            k_proj: projection(vb.pp("k_proj"), d, inner)?,
+            v_proj: projection(vb.pp("v_proj"), d, inner)?,
+            o_proj: projection(vb.pp("o_proj"), inner, d)?,
+            heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim,
+        })
+    }
+
+    fn heads_first(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &RotaryTable,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let offset = cache.len();
+        let q = rope.apply(&self.heads_first(&matmul_rows(x, &self.q_proj)?)?, offset)?;
+        let k = rope.apply(&self.heads_first(&matmul_rows(x, &self.k_proj)?)?, offset)?;
+        let v = self.heads_first(&matmul_rows(x, &self.v_proj)?)?;
+        let (k, v) = cache.append(layer, &k, &v)?;
+        let (context, probs) = attend(&q, &k, &v, (self.head_dim as f64).powf(-0.5))?;
+        Ok((matmul_rows(&context, &self.o_proj)?, probs))
+    }
+}
+
+struct Mlp {
+    gate_proj: Tensor,
+    up_proj: Tensor,
+    down_proj: Tensor,
+}
+
+impl Mlp {
+    fn load(vb: VarBuilder, cfg: &LlamaConfig) -> Result<Self> {
+        let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            gate_proj: projection(vb.pp("gate_proj"), d, ff)?,
+            up_proj: projection(vb.pp("up_proj"), d, ff)?,
+            down_proj: projection(vb.pp("down_proj"), ff, d)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&matmul_rows(x, &self.gate_proj)?)?;
+        matmul_rows(&(gate * matmul_rows(x, &self.up_proj)?)?, &self.down_proj)
+    }
+}
+
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn load(vb: VarBuilder, cfg: &LlamaConfig) -> Result<Self> {
+        let norm = |name| candle_nn::rms_norm(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
+        Ok(Self {
+            input_layernorm: norm("input_layernorm")?,
+            self_attn: Attention::load(vb.pp("self_attn"), cfg)?,
+            post_attention_layernorm: norm("post_attention_layernorm")?,
+            mlp: Mlp::load(vb.pp("mlp"), cfg)?,
+        })
+    }
+}
+
+pub struct Llama {
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    rope: RotaryTable,
+    cfg: LlamaConfig,
+}
+
+impl Llama {
+    /// `vb` at the model's prefix (`tfmr`); `max_positions` bounds the RoPE table.
+    pub fn load(vb: VarBuilder, cfg: &LlamaConfig, max_positions: usize) -> Result<Self> {
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| DecoderLayer::load(vb.pp(format!("layers.{i}")), cfg))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            layers,
+            norm: candle_nn::rms_norm(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
+            rope: RotaryTable::new(cfg, max_positions, vb.dtype(), vb.device())?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn cache_shape(&self) -> (usize, usize, usize) {
+        (
+            self.cfg.num_hidden_layers,
+            self.cfg.num_attention_heads,
+            self.cfg.head_dim,
+        )
+    }
+
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        cache: &mut KvCache,
+        watch: &[(usize, usize)],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let new = embeds.dim(1)?;
+        cache.check_room(new)?;
+        let mut hidden = embeds.clone();
+        let mut captured = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let normed = layer.input_layernorm.forward(&hidden)?;
+            let (attn, probs) = layer.self_attn.forward(&normed, &self.rope, cache, i)?;
+            capture(i, &probs, watch, &mut captured)?;
+            hidden = (hidden + attn)?;
+            let normed = layer.post_attention_layernorm.forward(&hidden)?;
+            hidden = (&hidden + layer.mlp.forward(&normed)?)?;
+        }
+        cache.commit(new);
+        Ok((
+            self.norm.forward(&hidden)?,
+            in_watch_order(captured, watch)?,
+        ))
+    }
+}

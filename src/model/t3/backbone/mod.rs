@@ -1,0 +1,129 @@
+//! The transformers T3 runs on, fed with input embeddings: Llama for the English and
+//! multilingual checkpoints, GPT-2 for Turbo. Each returns the final-norm hidden states, as
+//! `hidden_states[-1]` of the Hugging Face models does, and keeps its own KV cache.
+
+pub mod gpt2;
+pub mod kv_cache;
+pub mod llama;
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use self::kv_cache::KvCache;
+use crate::model::t3::llama_configs::BackboneConfig;
+
+pub enum Backbone {
+    Llama(llama::Llama),
+    Gpt2(gpt2::Gpt2),
+}
+
+impl Backbone {
+    pub fn load(
+        vb: candle_nn::VarBuilder,
+        cfg: &BackboneConfig,
+        max_positions: usize,
+    ) -> Result<Self> {
+        Ok(match cfg {
+            BackboneConfig::Llama(c) => Self::Llama(llama::Llama::load(vb, c, max_positions)?),
+            BackboneConfig::Gpt2(c) => Self::Gpt2(gpt2::Gpt2::load(vb, c)?),
+        })
+    }
+
+    /// A cache for `batch` rows and up to `capacity` positions.
+    pub fn new_cache(
+        &self,
+        batch: usize,
+        capacity: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<KvCache> {
+        let (layers, heads, head_dim) = match self {
+            Self::Llama(m) => m.cache_shape(),
+            Self::Gpt2(m) => m.cache_shape(),
+        };
+        KvCache::new(layers, (batch, heads, head_dim), capacity, dtype, device)
+    }
+
+    /// Runs (B, T, dim) input embeddings after what `cache` holds. `watch` lists (layer, head)
+    /// pairs whose attention probabilities of batch row 0 are returned, each (T, past + T).
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        cache: &mut KvCache,
+        watch: &[(usize, usize)],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        match self {
+            Self::Llama(m) => m.forward(embeds, cache, watch),
+            Self::Gpt2(m) => {
+                if !watch.is_empty() {
+                    candle_core::bail!("attention capture is only wired for the Llama backbone");
+                }
+                Ok((m.forward(embeds, cache)?, Vec::new()))
+            }
+        }
+    }
+}
+
+/// Applies a weight matrix to (B, T, in) as one (B·T, in) product, so a decode step of a CFG pair
+/// streams each weight once instead of once per row.
+fn matmul_rows(x: &Tensor, weight_t: &Tensor) -> Result<Tensor> {
+    let (b, t, c) = x.dims3()?;
+    x.reshape((b * t, c))?.matmul(weight_t)?.reshape((b, t, ()))
+}
+
+/// Softmax attention of (B, H, T, Dh) queries over cached keys and values (B, H, L, Dh), with
+/// the causal mask a multi-position input needs. Returns (context (B, T, H·Dh), probabilities).
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
+    let (b, _, t, _) = q.dims4()?;
+    let l = k.dim(2)?;
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if t > 1 {
+        scores = scores.broadcast_add(&causal_mask(t, l, q.device())?.to_dtype(scores.dtype())?)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    let context = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, ()))?;
+    Ok((context, probs))
+}
+
+/// Row i (absolute position l − t + i) may see columns 0..=l − t + i.
+fn causal_mask(t: usize, l: usize, device: &Device) -> Result<Tensor> {
+    let offset = l - t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..l).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, l), device)
+}
+
+/// The watched heads of batch row 0, in `watch` order, from one layer's probabilities.
+fn capture(
+    layer: usize,
+    probs: &Tensor,
+    watch: &[(usize, usize)],
+    out: &mut Vec<(usize, Tensor)>,
+) -> Result<()> {
+    for (slot, &(watched_layer, head)) in watch.iter().enumerate() {
+        if watched_layer == layer {
+            out.push((slot, probs.get(0)?.get(head)?));
+        }
+    }
+    Ok(())
+}
+
+/// Orders captured heads by their place in `watch`.
+fn in_watch_order(
+    mut captured: Vec<(usize, Tensor)>,
+    watch: &[(usize, usize)],
+) -> Result<Vec<Tensor>> {
+    captured.sort_by_key(|(slot, _)| *slot);
+    if captured.len() != watch.len() {
+        candle_core::bail!("watched attention heads {watch:?} are outside the model");
+    }
+    Ok(captured.into_iter().map(|(_, t)| t).collect())
+}

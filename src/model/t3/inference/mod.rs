@@ -1,0 +1,2 @@
+pub mod alignment_stream_analyzer;
+pub mod sampling;

@@ -1,0 +1,437 @@
+//! Port of chatterbox/models/t3/t3.py: the text-to-speech-token transformer. It embeds the
+//! conditioning, the text and the speech tokens itself and runs a backbone on the embeddings;
+//! `inference` is the English/multilingual loop (classifier-free guidance, alignment guard) and
+//! `inference_turbo` Turbo's.
+
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use super::backbone::Backbone;
+use super::backbone::kv_cache::KvCache;
+use super::inference::alignment_stream_analyzer::{
+    AlignmentStreamAnalyzer, LLAMA_ALIGNED_HEADS, LogitsAction,
+};
+use super::inference::sampling::{Sampler, SamplingParams, TokenHistory, Uniforms, WarperOrder};
+use super::modules::cond_enc::{T3Cond, T3CondEnc};
+use super::modules::learned_pos_emb::LearnedPositionEmbeddings;
+use super::modules::t3_config::T3Config;
+
+/// Checkpoint keys inference never reads: the backbones' own token tables (Llama's 8-row dummy,
+/// GPT-2's `wte`, which the reference deletes after loading), the text head (training only) and
+/// GPT-2's causal-mask buffers, which older transformers saved.
+pub const UNUSED_KEYS: &[&str] = &[
+    "tfmr.embed_tokens.weight",
+    "tfmr.wte.weight",
+    "text_head.weight",
+    "attn.bias",
+    "attn.masked_bias",
+];
+
+/// The logit the alignment guard writes (±2¹⁵, safe in every float type).
+const FORCED_LOGIT: f64 = 32768.0;
+
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub sampling: SamplingParams,
+    /// Classifier-free guidance weight (Llama variants); 0 runs a single row.
+    pub cfg_weight: f32,
+    /// Most speech tokens generated, the stop token included.
+    pub max_new_tokens: usize,
+}
+
+pub struct T3 {
+    pub hp: T3Config,
+    backbone: Backbone,
+    cond_enc: T3CondEnc,
+    text_emb: Embedding,
+    speech_emb: Embedding,
+    text_pos_emb: Option<LearnedPositionEmbeddings>,
+    speech_pos_emb: Option<LearnedPositionEmbeddings>,
+    speech_head: Linear,
+    device: Device,
+    dtype: DType,
+}
+
+impl T3 {
+    pub fn load(vb: VarBuilder, hp: &T3Config) -> Result<Self> {
+        let dim = hp.n_channels();
+        let (text_pos_emb, speech_pos_emb) = if hp.learned_pos_emb {
+            (
+                Some(LearnedPositionEmbeddings::load(
+                    vb.pp("text_pos_emb"),
+                    hp.max_text_tokens + 2,
+                    dim,
+                )?),
+                Some(LearnedPositionEmbeddings::load(
+                    vb.pp("speech_pos_emb"),
+                    hp.max_speech_tokens + 4,
+                    dim,
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        let speech_head = if hp.is_gpt() {
+            candle_nn::linear(dim, hp.speech_tokens_dict_size, vb.pp("speech_head"))?
+        } else {
+            candle_nn::linear_no_bias(dim, hp.speech_tokens_dict_size, vb.pp("speech_head"))?
+        };
+        Ok(Self {
+            hp: hp.clone(),
+            backbone: Backbone::load(vb.pp("tfmr"), &hp.backbone, max_positions(hp))?,
+            cond_enc: T3CondEnc::load(vb.pp("cond_enc"), hp)?,
+            text_emb: candle_nn::embedding(hp.text_tokens_dict_size, dim, vb.pp("text_emb"))?,
+            speech_emb: candle_nn::embedding(hp.speech_tokens_dict_size, dim, vb.pp("speech_emb"))?,
+            text_pos_emb,
+            speech_pos_emb,
+            speech_head,
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// `prepare_conditioning`: (1, len_cond, dim).
+    pub fn prepare_conditioning(&self, cond: &T3Cond) -> Result<Tensor> {
+        let prompt = match &cond.cond_prompt_speech_tokens {
+            Some(tokens) => {
+                let tokens = tokens.to_device(&self.device)?.flatten_all()?;
+                self.check_ids(
+                    "prompt speech token",
+                    &tokens,
+                    self.hp.speech_tokens_dict_size,
+                )?;
+                let mut emb = self.speech_emb.forward(&tokens)?;
+                if let Some(pos) = &self.speech_pos_emb {
+                    emb = (emb + pos.range(0, tokens.dim(0)?)?)?;
+                }
+                Some(emb.unsqueeze(0)?)
+            }
+            None => None,
+        };
+        let speaker = cond
+            .speaker_emb
+            .to_device(&self.device)?
+            .to_dtype(self.dtype)?;
+        self.cond_enc
+            .forward(&speaker, prompt.as_ref(), cond.emotion_adv)
+    }
+
+    /// `prepare_input_embeds`: [conditioning | text (+ positions) | speech (+ positions)] for
+    /// `rows` rows; with two rows the second is the unconditional one of classifier-free
+    /// guidance, its text embeddings zeroed before the positions are added (Llama variants).
+    pub fn prepare_input_embeds(
+        &self,
+        cond: &T3Cond,
+        text_tokens: &[u32],
+        speech_tokens: &[u32],
+        rows: usize,
+    ) -> Result<(Tensor, usize)> {
+        let cond_emb = self.prepare_conditioning(cond)?;
+        let len_cond = cond_emb.dim(1)?;
+        let text_ids = self.ids(text_tokens, "text token", self.hp.text_tokens_dict_size)?;
+        let speech_ids = self.ids(
+            speech_tokens,
+            "speech token",
+            self.hp.speech_tokens_dict_size,
+        )?;
+        let text_emb = self.text_emb.forward(&text_ids)?;
+        let mut speech_emb = self.speech_emb.forward(&speech_ids)?;
+        let text_pos = match &self.text_pos_emb {
+            Some(pos) => Some(pos.range(0, text_tokens.len())?),
+            None => None,
+        };
+        if let Some(pos) = &self.speech_pos_emb {
+            speech_emb = (speech_emb + pos.range(0, speech_tokens.len())?)?;
+        }
+        let with_pos = |t: Tensor| match &text_pos {
+            Some(p) => t + p,
+            None => Ok(t),
+        };
+        let cond_row = cond_emb.squeeze(0)?;
+        let mut batch = vec![Tensor::cat(
+            &[&cond_row, &with_pos(text_emb.clone())?, &speech_emb],
+            0,
+        )?];
+        if rows == 2 {
+            let text = if self.hp.is_gpt() {
+                text_emb
+            } else {
+                text_emb.zeros_like()?
+            };
+            batch.push(Tensor::cat(&[&cond_row, &with_pos(text)?, &speech_emb], 0)?);
+        }
+        Ok((Tensor::stack(&batch, 0)?, len_cond))
+    }
+
+    /// Embeds the prompt as generation starts it and runs the prefill. The Llama variants
+    /// follow `inference`: the start-of-speech token is in the prompt twice, both at speech
+    /// position 0, as the reference lays it out. Turbo follows `inference_turbo`.
+    pub fn start(
+        &self,
+        cond: &T3Cond,
+        text_tokens: &[u32],
+        rows: usize,
+        max_new_tokens: usize,
+        watch: &[(usize, usize)],
+    ) -> Result<Decoding<'_>> {
+        let start = self.hp.start_speech_token;
+        let (mut embeds, len_cond) =
+            self.prepare_input_embeds(cond, text_tokens, &[start], rows)?;
+        if !self.hp.is_gpt() {
+            let bos = self.embed_speech_token(
+                &self.ids(&[start], "speech token", self.hp.speech_tokens_dict_size)?,
+                0,
+            )?;
+            embeds = Tensor::cat(&[&embeds, &bos.repeat((rows, 1, 1))?], 1)?;
+        }
+        let prefill = embeds.dim(1)?;
+        let mut cache = self.backbone.new_cache(
+            rows,
+            prefill + max_new_tokens + 1,
+            self.dtype,
+            &self.device,
+        )?;
+        let (logits, attention) = self.run(&embeds, &mut cache, watch)?;
+        Ok(Decoding {
+            t3: self,
+            cache,
+            rows,
+            generated: 0,
+            logits,
+            attention,
+            watch: watch.to_vec(),
+            text_slice: (len_cond, len_cond + text_tokens.len()),
+        })
+    }
+
+    /// The English/multilingual generation loop of `T3.inference`, with classifier-free guidance
+    /// as a batch of two (one row when `cfg_weight` is 0, where the reference crashes) and, for
+    /// the multilingual model, the alignment guard. Returns the speech tokens before the stop
+    /// token.
+    pub fn inference(
+        &self,
+        cond: &T3Cond,
+        text_tokens: &[u32],
+        opts: &GenerateOptions,
+        uniforms: &Uniforms,
+    ) -> Result<Vec<u32>> {
+        let rows = if opts.cfg_weight > 0.0 { 2 } else { 1 };
+        let watch: &[(usize, usize)] = if self.hp.is_multilingual() {
+            &LLAMA_ALIGNED_HEADS
+        } else {
+            &[]
+        };
+        let mut decoding = self.start(cond, text_tokens, rows, opts.max_new_tokens, watch)?;
+        let mut analyzer =
+            (!watch.is_empty()).then(|| AlignmentStreamAnalyzer::new(text_tokens.len()));
+        let vocab = self.hp.speech_tokens_dict_size;
+        let sampler = Sampler::new(
+            opts.sampling.clone(),
+            WarperOrder::Chatterbox,
+            vocab,
+            &self.device,
+        )?;
+        let mut history = TokenHistory::new(vocab, &[self.hp.start_speech_token], &self.device)?;
+        let guard = GuardLogits::new(vocab, self.hp.stop_speech_token, self.dtype, &self.device)?;
+        let mut last_token = self.hp.start_speech_token;
+        let mut tokens = Vec::new();
+        for step in 0..opts.max_new_tokens {
+            let mut logits = decoding.guided_logits(opts.cfg_weight)?;
+            if let Some(analyzer) = analyzer.as_mut() {
+                let chunk = decoding.aligned_text_attention()?;
+                logits = guard.apply(analyzer.step(&chunk, last_token), &logits)?;
+            }
+            let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
+            let id = token_id(&next)?;
+            if id == self.hp.stop_speech_token {
+                break;
+            }
+            tokens.push(id);
+            history.push(&next)?;
+            last_token = id;
+            decoding.step(&next)?;
+        }
+        Ok(tokens)
+    }
+
+    /// Turbo's loop (`inference_turbo`): one row, the first token sampled from the prefill with
+    /// the start token as the repetition history, later steps with the generated tokens only.
+    /// Returns the speech tokens before the stop token.
+    pub fn inference_turbo(
+        &self,
+        cond: &T3Cond,
+        text_tokens: &[u32],
+        opts: &GenerateOptions,
+        uniforms: &Uniforms,
+    ) -> Result<Vec<u32>> {
+        let vocab = self.hp.speech_tokens_dict_size;
+        let sampler = Sampler::new(
+            opts.sampling.clone(),
+            WarperOrder::Turbo,
+            vocab,
+            &self.device,
+        )?;
+        let mut decoding = self.start(cond, text_tokens, 1, opts.max_new_tokens, &[])?;
+        let mut history = TokenHistory::new(vocab, &[self.hp.start_speech_token], &self.device)?;
+        let mut tokens = Vec::new();
+        for step in 0..opts.max_new_tokens {
+            let logits = decoding.guided_logits(0.0)?;
+            let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
+            let id = token_id(&next)?;
+            if id == self.hp.stop_speech_token {
+                break;
+            }
+            if step == 0 {
+                history = TokenHistory::new(vocab, &[], &self.device)?;
+            }
+            tokens.push(id);
+            history.push(&next)?;
+            decoding.step(&next)?;
+        }
+        Ok(tokens)
+    }
+
+    fn run(
+        &self,
+        embeds: &Tensor,
+        cache: &mut KvCache,
+        watch: &[(usize, usize)],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let (hidden, attention) = self.backbone.forward(embeds, cache, watch)?;
+        let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
+        Ok((self.speech_head.forward(&last)?, attention))
+    }
+
+    /// A speech token's embedding at speech position `position` (positions only where the
+    /// model has learned them): (1, 1, dim).
+    fn embed_speech_token(&self, token: &Tensor, position: usize) -> Result<Tensor> {
+        let mut emb = self.speech_emb.forward(token)?;
+        if let Some(pos) = &self.speech_pos_emb {
+            emb = (emb + pos.range(position, 1)?)?;
+        }
+        emb.unsqueeze(0)
+    }
+
+    fn ids(&self, ids: &[u32], what: &str, vocab: usize) -> Result<Tensor> {
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            candle_core::bail!("{what} {bad} is outside the vocabulary of {vocab}");
+        }
+        Tensor::new(ids, &self.device)
+    }
+
+    fn check_ids(&self, what: &str, ids: &Tensor, vocab: usize) -> Result<()> {
+        let max = ids.max(0)?.to_dtype(DType::U32)?.to_scalar::<u32>()?;
+        if max as usize >= vocab {
+            candle_core::bail!("{what} {max} is outside the vocabulary of {vocab}");
+        }
+        Ok(())
+    }
+}
+
+/// Every position a T3 sequence can reach: conditioning, text and speech at their maxima.
+fn max_positions(hp: &T3Config) -> usize {
+    let cond = 2 + hp.speech_cond_prompt_len.max(
+        hp.perceiver
+            .as_ref()
+            .map_or(0, |p| p.pre_attention_query_token),
+    );
+    cond + hp.max_text_tokens + 2 + hp.max_speech_tokens + 4
+}
+
+fn token_id(token: &Tensor) -> Result<u32> {
+    token.flatten_all()?.get(0)?.to_scalar::<u32>()
+}
+
+/// One generation in progress: the cache, the logits of the last position and, when asked for,
+/// the attention of the watched heads.
+pub struct Decoding<'a> {
+    t3: &'a T3,
+    cache: KvCache,
+    rows: usize,
+    generated: usize,
+    logits: Tensor,
+    attention: Vec<Tensor>,
+    watch: Vec<(usize, usize)>,
+    text_slice: (usize, usize),
+}
+
+impl Decoding<'_> {
+    /// Logits of the last position, (rows, V).
+    pub fn logits(&self) -> &Tensor {
+        &self.logits
+    }
+
+    /// `cond + w·(cond − uncond)` with two rows, the row itself with one: (V,).
+    pub fn guided_logits(&self, cfg_weight: f32) -> Result<Tensor> {
+        let cond = self.logits.get(0)?;
+        if self.rows == 1 {
+            return Ok(cond);
+        }
+        let uncond = self.logits.get(1)?;
+        &cond + ((&cond - uncond)? * f64::from(cfg_weight))?
+    }
+
+    /// Feeds the sampled token (u32, one element, on the model's device) for every row.
+    pub fn step(&mut self, token: &Tensor) -> Result<()> {
+        self.generated += 1;
+        let emb = self
+            .t3
+            .embed_speech_token(&token.flatten_all()?, self.generated)?
+            .repeat((self.rows, 1, 1))?;
+        let (logits, attention) = self.t3.run(&emb, &mut self.cache, &self.watch)?;
+        self.logits = logits;
+        self.attention = attention;
+        Ok(())
+    }
+
+    /// The mean of the watched heads' attention from the newest speech rows onto the text, on
+    /// the host (rows × text length): the alignment guard's one copy per step. After the prefill
+    /// the rows are the speech positions after the text (the two start tokens).
+    pub fn aligned_text_attention(&self) -> Result<Vec<f32>> {
+        let (i, j) = self.text_slice;
+        let mean = (Tensor::stack(&self.attention, 0)?.sum(0)? / self.attention.len() as f64)?;
+        let rows = mean.dim(0)?;
+        let first_row = if self.generated == 0 { j } else { 0 };
+        if first_row >= rows {
+            candle_core::bail!("the prefill has no speech rows after the text");
+        }
+        mean.narrow(0, first_row, rows - first_row)?
+            .narrow(D::Minus1, i, j - i)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()
+    }
+}
+
+/// The alignment guard's logit edits as device tensors, made once per generation.
+struct GuardLogits {
+    is_eos: Tensor,
+    suppressed: Tensor,
+    eos_forced: Tensor,
+}
+
+impl GuardLogits {
+    fn new(vocab: usize, eos: u32, dtype: DType, device: &Device) -> Result<Self> {
+        let is_eos: Vec<u8> = (0..vocab).map(|i| u8::from(i == eos as usize)).collect();
+        let is_eos = Tensor::from_vec(is_eos, vocab, device)?;
+        let low = Tensor::full(-FORCED_LOGIT, vocab, device)?.to_dtype(dtype)?;
+        let high = Tensor::full(FORCED_LOGIT, vocab, device)?.to_dtype(dtype)?;
+        Ok(Self {
+            eos_forced: is_eos.where_cond(&high, &low)?,
+            suppressed: low,
+            is_eos,
+        })
+    }
+
+    fn apply(&self, action: LogitsAction, logits: &Tensor) -> Result<Tensor> {
+        match action {
+            LogitsAction::Keep => Ok(logits.clone()),
+            LogitsAction::SuppressEos => self.is_eos.where_cond(&self.suppressed, logits),
+            LogitsAction::ForceEos => Ok(self.eos_forced.clone()),
+        }
+    }
+}
