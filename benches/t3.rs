@@ -1,0 +1,98 @@
+//! T3 decoding speed on full-size seeded random weights (the weights, prompt and text of the
+//! full-size parity fixtures, so the reference can be timed on the very same model with
+//! tools/parity/bench_t3.py). The real generation loop runs with each variant's default
+//! sampling; random weights rarely emit the stop token, and the figures count the tokens
+//! actually produced.
+//!
+//!     PY=~/.cache/chatterbox-parity/venv/bin/python
+//!     $PY tools/parity/generate.py --full --only t3
+//!     CHATTERBOX_PARITY_DIR=~/.cache/chatterbox-parity/full cargo bench --bench t3 -- [tokens]
+
+#[allow(dead_code)]
+#[path = "../tests/parity/fixture.rs"]
+mod fixture;
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use chatterbox_worker::model::t3::inference::sampling::{SamplingParams, Uniforms};
+use chatterbox_worker::model::t3::t3::UNUSED_KEYS;
+use chatterbox_worker::model::t3::{GenerateOptions, T3, T3Cond, T3Config};
+use fixture::Fixture;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Case {
+    t3: T3Config,
+    variant: String,
+    cfg_weight: f32,
+    emotion_adv: f32,
+    sampling: SamplingParams,
+}
+
+fn main() {
+    let tokens: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100);
+    let device = Device::Cpu;
+    for f in Fixture::all("t3")
+        .into_iter()
+        .filter(|f| f.case.ends_with("_full"))
+    {
+        let case: Case = f.config();
+        let started = Instant::now();
+        let t3 = f
+            .weights()
+            .build(DType::F32, &device, UNUSED_KEYS, |vb| T3::load(vb, &case.t3))
+            .expect("weights");
+        let build_s = started.elapsed().as_secs_f64();
+        let cond = T3Cond {
+            speaker_emb: f.input("speaker_emb"),
+            cond_prompt_speech_tokens: Some(
+                f.input("prompt_tokens")
+                    .to_dtype(DType::U32)
+                    .and_then(|t| t.unsqueeze(0))
+                    .expect("prompt"),
+            ),
+            emotion_adv: case.emotion_adv,
+        };
+        let text: Vec<u32> = f
+            .input("text_tokens")
+            .to_dtype(DType::U32)
+            .and_then(|t| t.to_vec1())
+            .expect("text");
+        let opts = GenerateOptions {
+            sampling: case.sampling.clone(),
+            cfg_weight: case.cfg_weight,
+            max_new_tokens: tokens,
+        };
+        let uniforms = Uniforms::from_seed(1234, tokens + 1, &device).expect("uniforms");
+        let turbo = case.variant == "turbo";
+        let rows = if !turbo && case.cfg_weight > 0.0 { 2 } else { 1 };
+
+        let started = Instant::now();
+        let decoding = t3.start(&cond, &text, rows, tokens, &[]).expect("prefill");
+        let prefill_s = started.elapsed().as_secs_f64();
+        drop(decoding);
+
+        let started = Instant::now();
+        let generated = if turbo {
+            t3.inference_turbo(&cond, &text, &opts, &uniforms)
+        } else {
+            t3.inference(&cond, &text, &opts, &uniforms)
+        }
+        .expect("inference");
+        let total_s = started.elapsed().as_secs_f64();
+        let decode_s = total_s - prefill_s;
+        println!(
+            "{}: {} rows, weights built in {build_s:.1} s; prefill {prefill_s:.3} s; {} tokens in {total_s:.2} s \
+             = {:.2} tokens/s overall, {:.2} tokens/s after the prefill",
+            f.case,
+            rows,
+            generated.len(),
+            generated.len() as f64 / total_s,
+            generated.len() as f64 / decode_s,
+        );
+    }
+}
