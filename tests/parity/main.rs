@@ -5,4 +5,5 @@ mod campplus;
 mod fixture;
 mod frontends;
 mod s3tokenizer;
+mod t3_sampler;
 mod voice_encoder;

@@ -1,0 +1,3 @@
+//! Ports of chatterbox/models/t3/inference.
+
+pub mod sampling;

@@ -1,0 +1,3 @@
+//! Ports of chatterbox/models/t3.
+
+pub mod inference;
