@@ -527,3 +527,251 @@ impl Sampler {
             .to_dtype(DType::U32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CPU: Device = Device::Cpu;
+
+    fn params(
+        temperature: f32,
+        top_k: usize,
+        top_p: f32,
+        min_p: f32,
+        penalty: f32,
+    ) -> SamplingParams {
+        SamplingParams {
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repetition_penalty: penalty,
+        }
+    }
+
+    fn sampler(p: SamplingParams, order: WarperOrder, vocab: usize) -> Sampler {
+        Sampler::new(p, order, vocab, &CPU).unwrap()
+    }
+
+    fn row(values: &[f32]) -> Tensor {
+        Tensor::new(values, &CPU).unwrap()
+    }
+
+    fn pick(s: &Sampler, logits: &[f32], history: &[u32], u: f32) -> u32 {
+        let history = TokenHistory::new(logits.len(), history, &CPU).unwrap();
+        let u = Uniforms::from_values(&[u], &CPU).unwrap().at(0).unwrap();
+        let token = s.sample(&row(logits), &history, &u).unwrap();
+        token.to_vec1::<u32>().unwrap()[0]
+    }
+
+    fn warped(s: &Sampler, logits: &[f32], history: &[u32]) -> Vec<f32> {
+        let history = TokenHistory::new(logits.len(), history, &CPU).unwrap();
+        s.warp(&row(logits), &history).unwrap().to_vec1().unwrap()
+    }
+
+    const ORDERS: [WarperOrder; 2] = [WarperOrder::Chatterbox, WarperOrder::Turbo];
+
+    #[test]
+    fn blocked_prefix_sum_matches_a_running_sum() {
+        for len in [1, 2, 3, 7, 16, 17, 6563, 8194] {
+            let values: Vec<f32> = uniform(3, "prefix", len, 0.0, 1.0);
+            let prefix = PrefixSum::new(len, &CPU).unwrap();
+            let ours: Vec<f32> = prefix.apply(&row(&values)).unwrap().to_vec1().unwrap();
+            let mut running = 0.0f64;
+            for (i, (v, o)) in values.iter().zip(&ours).enumerate() {
+                running += f64::from(*v);
+                assert!(
+                    (f64::from(*o) - running).abs() <= 1e-6 * running,
+                    "len {len} at {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn zero_temperature_and_top_k_one_take_the_first_argmax() {
+        let logits = [0.5, 3.0, -1.0, 3.0, 2.9];
+        for order in ORDERS {
+            for p in [
+                params(0.0, 0, 1.0, 0.0, 1.0),
+                params(-1.0, 0, 1.0, 0.05, 1.0),
+            ] {
+                assert_eq!(pick(&sampler(p, order, 5), &logits, &[], 0.99), 1);
+            }
+            let top_k_one = sampler(params(0.8, 1, 0.9, 0.0, 1.0), order, 5);
+            for u in [0.0, 0.5, 0.999] {
+                assert_eq!(pick(&top_k_one, &logits, &[], u), 1);
+            }
+            // The penalty still applies before the argmax: 3.0 / 2 loses to 2.9.
+            let penalised = sampler(params(0.0, 0, 1.0, 0.0, 2.0), order, 5);
+            assert_eq!(pick(&penalised, &logits, &[1, 3], 0.5), 4);
+        }
+    }
+
+    #[test]
+    fn inverse_cdf_covers_the_interval_in_index_order() {
+        // Probabilities 0.25 / 0 / 0.5 / 0.25 (a zero is never picked, not even at its edge).
+        let logits = [0.0, f32::NEG_INFINITY, 2f32.ln(), 0.0];
+        let s = sampler(params(1.0, 0, 1.0, 0.0, 1.0), WarperOrder::Turbo, 4);
+        let picks: Vec<u32> = [0.0, 0.2, 0.25, 0.3, 0.74, 0.76, 0.999_999_9]
+            .iter()
+            .map(|&u| pick(&s, &logits, &[], u))
+            .collect();
+        assert_eq!(picks, [0, 0, 0, 2, 2, 3, 3]);
+    }
+
+    #[test]
+    fn nan_and_all_filtered_logits_give_no_token() {
+        let nan = [f32::NAN; 6];
+        let inf = [f32::NEG_INFINITY; 6];
+        for order in ORDERS {
+            for p in [
+                SamplingParams::english(),
+                SamplingParams::turbo(),
+                params(0.0, 2, 0.5, 0.1, 1.3),
+            ] {
+                let s = sampler(p, order, 6);
+                for logits in [nan, inf] {
+                    assert_eq!(pick(&s, &logits, &[1], 0.3), s.no_token());
+                }
+                // A single NaN is filtered; the rest still sample.
+                let some = [1.0, f32::NAN, 0.5, 4.0, f32::NAN, 0.0];
+                assert!(warped(&s, &some, &[])[1] == f32::NEG_INFINITY);
+                assert_eq!(pick(&s, &some, &[], 0.99), 3);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_filters_keep_at_least_the_best_token() {
+        let logits = [1.0, 5.0, 2.0, 5.0, -3.0];
+        for order in ORDERS {
+            let huge_k = sampler(params(1.0, 1000, 1.0, 0.0, 1.0), order, 5);
+            assert_eq!(warped(&huge_k, &logits, &[]), logits);
+            let top_p_zero = sampler(params(1.0, 0, 0.0, 0.0, 1.0), order, 5);
+            let kept = warped(&top_p_zero, &logits, &[]);
+            assert_eq!(kept.iter().filter(|v| v.is_finite()).count(), 1);
+            assert!(kept[1] == 5.0 || kept[3] == 5.0);
+        }
+        // min_p 1 keeps exactly the ties of the maximum.
+        let min_p_one = sampler(params(1.0, 0, 1.0, 1.0, 1.0), WarperOrder::Chatterbox, 5);
+        let ninf = f32::NEG_INFINITY;
+        assert_eq!(
+            warped(&min_p_one, &logits, &[]),
+            [ninf, 5.0, ninf, 5.0, ninf]
+        );
+    }
+
+    #[test]
+    fn a_penalty_below_one_boosts_the_history() {
+        let s = sampler(params(1.0, 0, 1.0, 0.0, 0.5), WarperOrder::Chatterbox, 4);
+        assert_eq!(
+            warped(&s, &[2.0, -2.0, 2.0, -2.0], &[0, 1, 1]),
+            [4.0, -1.0, 2.0, -2.0]
+        );
+    }
+
+    #[test]
+    fn turbo_forgets_the_start_token_after_its_first_step() {
+        let logits = [2.0, 2.0, 2.0];
+        for (order, expected) in [(WarperOrder::Chatterbox, 1.0), (WarperOrder::Turbo, 2.0)] {
+            let s = sampler(params(1.0, 0, 1.0, 0.0, 2.0), order, 3);
+            let mut history = s.start_history(2, &CPU).unwrap();
+            let token = Tensor::new(&[0u32], &CPU).unwrap();
+            s.record(&mut history, &token, 0).unwrap();
+            let out: Vec<f32> = s.warp(&row(&logits), &history).unwrap().to_vec1().unwrap();
+            assert_eq!(out, [1.0, 2.0, expected], "{order:?}");
+            // The no-token id marks nothing.
+            let none = Tensor::new(&[s.no_token()], &CPU).unwrap();
+            s.record(&mut history, &none, 1).unwrap();
+            let again: Vec<f32> = s.warp(&row(&logits), &history).unwrap().to_vec1().unwrap();
+            assert_eq!(again, out);
+        }
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused_by_name() {
+        let base = SamplingParams::english();
+        let cases = [
+            (
+                "temperature",
+                SamplingParams {
+                    temperature: f32::NAN,
+                    ..base
+                },
+            ),
+            (
+                "temperature",
+                SamplingParams {
+                    temperature: f32::INFINITY,
+                    ..base
+                },
+            ),
+            (
+                "top_p",
+                SamplingParams {
+                    top_p: -0.1,
+                    ..base
+                },
+            ),
+            ("top_p", SamplingParams { top_p: 1.5, ..base }),
+            (
+                "top_p",
+                SamplingParams {
+                    top_p: f32::NAN,
+                    ..base
+                },
+            ),
+            (
+                "min_p",
+                SamplingParams {
+                    min_p: f32::NAN,
+                    ..base
+                },
+            ),
+            (
+                "min_p",
+                SamplingParams {
+                    min_p: -1.0,
+                    ..base
+                },
+            ),
+            (
+                "repetition_penalty",
+                SamplingParams {
+                    repetition_penalty: 0.0,
+                    ..base
+                },
+            ),
+            (
+                "repetition_penalty",
+                SamplingParams {
+                    repetition_penalty: f32::INFINITY,
+                    ..base
+                },
+            ),
+        ];
+        for (name, p) in cases {
+            let err = Sampler::new(p, WarperOrder::Chatterbox, 8, &CPU).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        assert!(Sampler::new(base, WarperOrder::Turbo, 0, &CPU).is_err());
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_panics() {
+        let s = sampler(SamplingParams::english(), WarperOrder::Chatterbox, 4);
+        let history = TokenHistory::new(4, &[], &CPU).unwrap();
+        assert!(s.warp(&row(&[1.0, 2.0, 3.0]), &history).is_err());
+        assert!(TokenHistory::new(4, &[4], &CPU).is_err());
+        assert!(Uniforms::from_values(&[1.0], &CPU).is_err());
+        assert!(Uniforms::from_values(&[f32::NAN], &CPU).is_err());
+        let uniforms = Uniforms::from_seed(9, 3, &CPU).unwrap();
+        assert!(uniforms.at(3).is_err());
+        let drawn: Vec<f32> = (0..3)
+            .map(|i| uniforms.at(i).unwrap().to_vec1::<f32>().unwrap()[0])
+            .collect();
+        assert_eq!(drawn, uniform(9, UNIFORM_STREAM, 3, 0.0, 1.0));
+    }
+}
