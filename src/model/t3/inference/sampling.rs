@@ -198,7 +198,8 @@ impl Uniforms {
 
 /// Inclusive prefix sums over a (V,) vector in two small matmuls. candle's `cumsum` multiplies by
 /// a V×V triangle (268 MB for V = 8194), so the vector is folded into ≈√V × √V blocks: a C×C
-/// triangle gives the sums within each row, an R×R one the offsets of the rows.
+/// triangle gives the sums within each row, an R×R one the offsets of the rows. On CUDA this needs
+/// full-precision f32 GEMM: TF32 (`set_gemm_reduced_precision_f32`) would move the CDF by ~1e-3.
 #[derive(Debug, Clone)]
 struct PrefixSum {
     len: usize,
