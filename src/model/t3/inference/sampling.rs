@@ -327,14 +327,6 @@ impl Sampler {
         Ok(sampler)
     }
 
-    pub fn params(&self) -> &SamplingParams {
-        &self.params
-    }
-
-    pub fn order(&self) -> WarperOrder {
-        self.order
-    }
-
     /// The id [`Sampler::sample`] returns when no token is possible (every processed logit is
     /// −inf, as after NaN logits); `inference_turbo` stops generating then.
     pub fn no_token(&self) -> u32 {
@@ -342,8 +334,8 @@ impl Sampler {
     }
 
     /// A history holding only the start-of-speech token, as both orders begin.
-    pub fn start_history(&self, start_token: u32, device: &Device) -> Result<TokenHistory> {
-        TokenHistory::new(self.vocab, &[start_token], device)
+    pub fn start_history(&self, start_token: u32) -> Result<TokenHistory> {
+        TokenHistory::new(self.vocab, &[start_token], self.constants.zero.device())
     }
 
     /// Records the token sampled at `step` (0 = the first generated token). The Turbo loop
@@ -678,7 +670,7 @@ mod tests {
         let logits = [2.0, 2.0, 2.0];
         for (order, expected) in [(WarperOrder::Chatterbox, 1.0), (WarperOrder::Turbo, 2.0)] {
             let s = sampler(params(1.0, 0, 1.0, 0.0, 2.0), order, 3);
-            let mut history = s.start_history(2, &CPU).unwrap();
+            let mut history = s.start_history(2).unwrap();
             let token = Tensor::new(&[0u32], &CPU).unwrap();
             s.record(&mut history, &token, 0).unwrap();
             let out: Vec<f32> = s.warp(&row(&logits), &history).unwrap().to_vec1().unwrap();
