@@ -27,7 +27,6 @@ struct Case {
     variant: String,
     cfg_weight: f32,
     emotion_adv: f32,
-    sampling: SamplingParams,
 }
 
 fn main() {
@@ -44,7 +43,9 @@ fn main() {
         let started = Instant::now();
         let t3 = f
             .weights()
-            .build(DType::F32, &device, UNUSED_KEYS, |vb| T3::load(vb, &case.t3))
+            .build(DType::F32, &device, UNUSED_KEYS, |vb| {
+                T3::load(vb, &case.t3)
+            })
             .expect("weights");
         let build_s = started.elapsed().as_secs_f64();
         let cond = T3Cond {
@@ -62,14 +63,23 @@ fn main() {
             .to_dtype(DType::U32)
             .and_then(|t| t.to_vec1())
             .expect("text");
+        let sampling = match case.variant.as_str() {
+            "turbo" => SamplingParams::turbo(),
+            "multilingual" => SamplingParams::multilingual(),
+            _ => SamplingParams::english(),
+        };
         let opts = GenerateOptions {
-            sampling: case.sampling.clone(),
+            sampling,
             cfg_weight: case.cfg_weight,
             max_new_tokens: tokens,
         };
         let uniforms = Uniforms::from_seed(1234, tokens + 1, &device).expect("uniforms");
         let turbo = case.variant == "turbo";
-        let rows = if !turbo && case.cfg_weight > 0.0 { 2 } else { 1 };
+        let rows = if !turbo && case.cfg_weight > 0.0 {
+            2
+        } else {
+            1
+        };
 
         let started = Instant::now();
         let decoding = t3.start(&cond, &text, rows, tokens, &[]).expect("prefill");

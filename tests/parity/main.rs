@@ -6,4 +6,5 @@ mod fixture;
 mod frontends;
 mod s3tokenizer;
 mod t3;
+mod t3_sampler;
 mod voice_encoder;

@@ -17,7 +17,6 @@ use crate::fixture::{Fixture, assert_close};
 
 #[derive(Deserialize)]
 struct Sampling {
-    temperature: f32,
     top_k: usize,
     top_p: f32,
     min_p: f32,
@@ -30,6 +29,7 @@ struct Case {
     variant: String,
     cfg_weight: f32,
     emotion_adv: f32,
+    sampling: Sampling,
 }
 
 fn ids(t: &Tensor) -> Vec<u32> {
@@ -139,7 +139,6 @@ fn t3_teacher_forced_logits_match_the_reference() {
 }
 
 #[test]
-#[ignore = "needs the real sampler (branch wip-sampler)"]
 fn t3_greedy_decoding_matches_the_reference() {
     for f in Fixture::all("t3") {
         println!("{}", f.case);
@@ -149,10 +148,7 @@ fn t3_greedy_decoding_matches_the_reference() {
             cond,
             text,
         } = load(&f);
-        let sampling: Sampling = serde_json::from_str(
-            &serde_json::to_string(&f.config::<serde_json::Value>()["sampling"]).unwrap(),
-        )
-        .unwrap();
+        let sampling = &case.sampling;
         let steps = f.input("forced_tokens").dim(0).unwrap();
         let opts = GenerateOptions {
             sampling: SamplingParams {
@@ -165,7 +161,6 @@ fn t3_greedy_decoding_matches_the_reference() {
             cfg_weight: case.cfg_weight,
             max_new_tokens: steps,
         };
-        let _ = sampling.temperature;
         let uniforms = Uniforms::from_values(&vec![0.5; steps], &Device::Cpu).unwrap();
         let tokens = if case.variant == "turbo" {
             t3.inference_turbo(&cond, &text, &opts, &uniforms)

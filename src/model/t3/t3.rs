@@ -11,7 +11,7 @@ use super::backbone::kv_cache::KvCache;
 use super::inference::alignment_stream_analyzer::{
     AlignmentStreamAnalyzer, LLAMA_ALIGNED_HEADS, LogitsAction,
 };
-use super::inference::sampling::{Sampler, SamplingParams, TokenHistory, Uniforms, WarperOrder};
+use super::inference::sampling::{Sampler, SamplingParams, Uniforms, WarperOrder};
 use super::modules::cond_enc::{T3Cond, T3CondEnc};
 use super::modules::learned_pos_emb::LearnedPositionEmbeddings;
 use super::modules::t3_config::T3Config;
@@ -225,42 +225,14 @@ impl T3 {
         } else {
             &[]
         };
-        let mut decoding = self.start(cond, text_tokens, rows, opts.max_new_tokens, watch)?;
-        let mut analyzer =
-            (!watch.is_empty()).then(|| AlignmentStreamAnalyzer::new(text_tokens.len()));
-        let vocab = self.hp.speech_tokens_dict_size;
-        let sampler = Sampler::new(
-            opts.sampling.clone(),
-            WarperOrder::Chatterbox,
-            vocab,
-            &self.device,
-        )?;
-        let mut history = TokenHistory::new(vocab, &[self.hp.start_speech_token], &self.device)?;
-        let guard = GuardLogits::new(vocab, self.hp.stop_speech_token, self.dtype, &self.device)?;
-        let mut last_token = self.hp.start_speech_token;
-        let mut tokens = Vec::new();
-        for step in 0..opts.max_new_tokens {
-            let mut logits = decoding.guided_logits(opts.cfg_weight)?;
-            if let Some(analyzer) = analyzer.as_mut() {
-                let chunk = decoding.aligned_text_attention()?;
-                logits = guard.apply(analyzer.step(&chunk, last_token), &logits)?;
-            }
-            let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
-            let id = token_id(&next)?;
-            if id == self.hp.stop_speech_token {
-                break;
-            }
-            tokens.push(id);
-            history.push(&next)?;
-            last_token = id;
-            decoding.step(&next)?;
-        }
-        Ok(tokens)
+        let decoding = self.start(cond, text_tokens, rows, opts.max_new_tokens, watch)?;
+        self.generate(decoding, WarperOrder::Chatterbox, opts, uniforms)
     }
 
     /// Turbo's loop (`inference_turbo`): one row, the first token sampled from the prefill with
-    /// the start token as the repetition history, later steps with the generated tokens only.
-    /// Returns the speech tokens before the stop token.
+    /// the start token as the repetition history, later steps with the generated tokens only
+    /// (the sampler's Turbo order keeps that rule). Returns the speech tokens before the stop
+    /// token.
     pub fn inference_turbo(
         &self,
         cond: &T3Cond,
@@ -268,28 +240,46 @@ impl T3 {
         opts: &GenerateOptions,
         uniforms: &Uniforms,
     ) -> Result<Vec<u32>> {
+        let decoding = self.start(cond, text_tokens, 1, opts.max_new_tokens, &[])?;
+        self.generate(decoding, WarperOrder::Turbo, opts, uniforms)
+    }
+
+    /// Samples until the stop token or `max_new_tokens`. The only device-to-host copy per step
+    /// is the sampled id (plus, for the alignment guard, its attention rows).
+    fn generate(
+        &self,
+        mut decoding: Decoding<'_>,
+        order: WarperOrder,
+        opts: &GenerateOptions,
+        uniforms: &Uniforms,
+    ) -> Result<Vec<u32>> {
         let vocab = self.hp.speech_tokens_dict_size;
-        let sampler = Sampler::new(
-            opts.sampling.clone(),
-            WarperOrder::Turbo,
-            vocab,
-            &self.device,
-        )?;
-        let mut decoding = self.start(cond, text_tokens, 1, opts.max_new_tokens, &[])?;
-        let mut history = TokenHistory::new(vocab, &[self.hp.start_speech_token], &self.device)?;
+        let sampler = Sampler::new(opts.sampling, order, vocab, &self.device)?;
+        let mut history = sampler.start_history(self.hp.start_speech_token)?;
+        let mut guard = if decoding.watch.is_empty() {
+            None
+        } else {
+            let edits =
+                GuardLogits::new(vocab, self.hp.stop_speech_token, self.dtype, &self.device)?;
+            Some((AlignmentStreamAnalyzer::new(decoding.text_len()), edits))
+        };
+        let mut last_token = self.hp.start_speech_token;
         let mut tokens = Vec::new();
         for step in 0..opts.max_new_tokens {
-            let logits = decoding.guided_logits(0.0)?;
+            let mut logits = decoding.guided_logits(opts.cfg_weight)?;
+            if let Some((analyzer, edits)) = guard.as_mut() {
+                let chunk = decoding.aligned_text_attention()?;
+                logits = edits.apply(analyzer.step(&chunk, last_token), &logits)?;
+            }
             let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
             let id = token_id(&next)?;
-            if id == self.hp.stop_speech_token {
+            // `no_token`: nothing could be drawn (the reference's "all logits are -inf" stop).
+            if id == self.hp.stop_speech_token || id == sampler.no_token() {
                 break;
             }
-            if step == 0 {
-                history = TokenHistory::new(vocab, &[], &self.device)?;
-            }
             tokens.push(id);
-            history.push(&next)?;
+            sampler.record(&mut history, &next, step)?;
+            last_token = id;
             decoding.step(&next)?;
         }
         Ok(tokens)
@@ -360,6 +350,10 @@ pub struct Decoding<'a> {
 }
 
 impl Decoding<'_> {
+    fn text_len(&self) -> usize {
+        self.text_slice.1 - self.text_slice.0
+    }
+
     /// Logits of the last position, (rows, V).
     pub fn logits(&self) -> &Tensor {
         &self.logits
