@@ -7,5 +7,6 @@ pub mod dsp;
 pub mod random_weights;
 pub mod s3gen;
 pub mod s3tokenizer;
+pub mod tokenizers;
 pub mod voice_encoder;
 pub mod weights;
