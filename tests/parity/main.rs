@@ -5,4 +5,5 @@ mod campplus;
 mod fixture;
 mod frontends;
 mod s3tokenizer;
+mod text;
 mod voice_encoder;
