@@ -8,5 +8,6 @@ pub mod random_weights;
 pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;
+pub mod tokenizers;
 pub mod voice_encoder;
 pub mod weights;

@@ -7,4 +7,5 @@ mod frontends;
 mod s3tokenizer;
 mod t3;
 mod t3_sampler;
+mod text;
 mod voice_encoder;
