@@ -4,10 +4,11 @@
 //! `inference_turbo` Turbo's.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 use super::backbone::Backbone;
 use super::backbone::kv_cache::KvCache;
+use super::backbone::linear_rows::RowsLinear;
 use super::inference::alignment_stream_analyzer::{
     AlignmentStreamAnalyzer, LLAMA_ALIGNED_HEADS, LogitsAction,
 };
@@ -47,7 +48,7 @@ pub struct T3 {
     speech_emb: Embedding,
     text_pos_emb: Option<LearnedPositionEmbeddings>,
     speech_pos_emb: Option<LearnedPositionEmbeddings>,
-    speech_head: Linear,
+    speech_head: RowsLinear,
     device: Device,
     dtype: DType,
 }
@@ -71,11 +72,13 @@ impl T3 {
         } else {
             (None, None)
         };
-        let speech_head = if hp.is_gpt() {
-            candle_nn::linear(dim, hp.speech_tokens_dict_size, vb.pp("speech_head"))?
-        } else {
-            candle_nn::linear_no_bias(dim, hp.speech_tokens_dict_size, vb.pp("speech_head"))?
-        };
+        // Only GPT-2's head has a bias (`bias=self.is_gpt`).
+        let speech_head = RowsLinear::load(
+            vb.pp("speech_head"),
+            dim,
+            hp.speech_tokens_dict_size,
+            hp.is_gpt(),
+        )?;
         Ok(Self {
             hp: hp.clone(),
             backbone: Backbone::load(vb.pp("tfmr"), &hp.backbone, max_positions(hp))?,

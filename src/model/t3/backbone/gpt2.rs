@@ -1,41 +1,23 @@
 //! The GPT-2 model of transformers' modeling_gpt2.py (5.2) as Chatterbox-Turbo drives it: input
 //! embeddings plus learned absolute positions (`wpe`, counting on from the cache), pre-norm
-//! blocks with tanh-GELU MLPs, final LayerNorm. Weights use GPT-2's Conv1D layout, [in, out],
-//! which is already the orientation a row-major product wants.
+//! blocks with tanh-GELU MLPs, final LayerNorm. GPT-2's Conv1D weights ([in, out]) are
+//! transposed at load, so every linear layer streams its weight the same way.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
+use super::attend;
 use super::kv_cache::KvCache;
-use super::{attend, matmul_rows};
+use super::linear_rows::RowsLinear;
 use crate::model::t3::llama_configs::Gpt2Config;
-
-/// transformers' `Conv1D`: y = x·W + b with W stored [in, out].
-struct Conv1D {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Conv1D {
-    fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get((in_dim, out_dim), "weight")?,
-            bias: vb.get(out_dim, "bias")?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        matmul_rows(x, &self.weight)?.broadcast_add(&self.bias)
-    }
-}
 
 struct Block {
     ln_1: LayerNorm,
-    c_attn: Conv1D,
-    attn_c_proj: Conv1D,
+    c_attn: RowsLinear,
+    attn_c_proj: RowsLinear,
     ln_2: LayerNorm,
-    c_fc: Conv1D,
-    mlp_c_proj: Conv1D,
+    c_fc: RowsLinear,
+    mlp_c_proj: RowsLinear,
 }
 
 impl Block {
@@ -44,11 +26,11 @@ impl Block {
         let eps = cfg.layer_norm_epsilon;
         Ok(Self {
             ln_1: candle_nn::layer_norm(d, eps, vb.pp("ln_1"))?,
-            c_attn: Conv1D::load(vb.pp("attn.c_attn"), d, 3 * d)?,
-            attn_c_proj: Conv1D::load(vb.pp("attn.c_proj"), d, d)?,
+            c_attn: RowsLinear::load_conv1d(vb.pp("attn.c_attn"), d, 3 * d)?,
+            attn_c_proj: RowsLinear::load_conv1d(vb.pp("attn.c_proj"), d, d)?,
             ln_2: candle_nn::layer_norm(d, eps, vb.pp("ln_2"))?,
-            c_fc: Conv1D::load(vb.pp("mlp.c_fc"), d, 4 * d)?,
-            mlp_c_proj: Conv1D::load(vb.pp("mlp.c_proj"), 4 * d, d)?,
+            c_fc: RowsLinear::load_conv1d(vb.pp("mlp.c_fc"), d, 4 * d)?,
+            mlp_c_proj: RowsLinear::load_conv1d(vb.pp("mlp.c_proj"), 4 * d, d)?,
         })
     }
 }

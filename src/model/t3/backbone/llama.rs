@@ -3,10 +3,11 @@
 //! attention probabilities available for the multilingual alignment guard.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Linear, RmsNorm, VarBuilder};
+use candle_nn::{RmsNorm, VarBuilder};
 
 use super::kv_cache::KvCache;
-use super::{attend, capture, in_watch_order, matmul_rows};
+use super::linear_rows::RowsLinear;
+use super::{attend, capture, in_watch_order};
 use crate::model::t3::llama_configs::{Llama3RopeScaling, LlamaConfig};
 
 /// `_compute_llama3_parameters`, in f32 like the reference, so positions rotate identically.
@@ -84,18 +85,16 @@ impl RotaryTable {
 }
 
 struct Attention {
-    q_proj: Tensor,
-    k_proj: Tensor,
-    v_proj: Tensor,
-    o_proj: Tensor,
+    q_proj: RowsLinear,
+    k_proj: RowsLinear,
+    v_proj: RowsLinear,
+    o_proj: RowsLinear,
     heads: usize,
     head_dim: usize,
 }
 
-/// A bias-free projection, stored transposed for `matmul_rows`.
-fn projection(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Tensor> {
-    let linear: Linear = candle_nn::linear_no_bias(in_dim, out_dim, vb)?;
-    linear.weight().t()?.contiguous()
+fn projection(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<RowsLinear> {
+    RowsLinear::load(vb, in_dim, out_dim, false)
 }
 
 impl Attention {
@@ -129,19 +128,19 @@ impl Attention {
         layer: usize,
     ) -> Result<(Tensor, Tensor)> {
         let offset = cache.len();
-        let q = rope.apply(&self.heads_first(&matmul_rows(x, &self.q_proj)?)?, offset)?;
-        let k = rope.apply(&self.heads_first(&matmul_rows(x, &self.k_proj)?)?, offset)?;
-        let v = self.heads_first(&matmul_rows(x, &self.v_proj)?)?;
+        let q = rope.apply(&self.heads_first(&self.q_proj.forward(x)?)?, offset)?;
+        let k = rope.apply(&self.heads_first(&self.k_proj.forward(x)?)?, offset)?;
+        let v = self.heads_first(&self.v_proj.forward(x)?)?;
         let (k, v) = cache.append(layer, &k, &v)?;
         let (context, probs) = attend(&q, &k, &v, (self.head_dim as f64).powf(-0.5))?;
-        Ok((matmul_rows(&context, &self.o_proj)?, probs))
+        Ok((self.o_proj.forward(&context)?, probs))
     }
 }
 
 struct Mlp {
-    gate_proj: Tensor,
-    up_proj: Tensor,
-    down_proj: Tensor,
+    gate_proj: RowsLinear,
+    up_proj: RowsLinear,
+    down_proj: RowsLinear,
 }
 
 impl Mlp {
@@ -155,8 +154,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&matmul_rows(x, &self.gate_proj)?)?;
-        matmul_rows(&(gate * matmul_rows(x, &self.up_proj)?)?, &self.down_proj)
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod gpt2;
 pub mod kv_cache;
+pub mod linear_rows;
 pub mod llama;
 
 use candle_core::{DType, Device, Result, Tensor};
@@ -61,13 +62,6 @@ impl Backbone {
             }
         }
     }
-}
-
-/// Applies a weight matrix to (B, T, in) as one (B·T, in) product, so a decode step of a CFG pair
-/// streams each weight once instead of once per row.
-fn matmul_rows(x: &Tensor, weight_t: &Tensor) -> Result<Tensor> {
-    let (b, t, c) = x.dims3()?;
-    x.reshape((b * t, c))?.matmul(weight_t)?.reshape((b, t, ()))
 }
 
 /// Softmax attention of (B, H, T, Dh) queries over cached keys and values (B, H, L, Dh), with

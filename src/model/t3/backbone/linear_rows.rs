@@ -1,0 +1,282 @@
+//! x·Wᵀ for the few rows a decode step has (one, or the CFG pair). That product is memory-bound:
+//! its time is reading W. On the CPU one pass over W serves every row, split over the cores;
+//! candle's general matmul streams W at roughly half that speed here (docs/benchmarks.md).
+//! Other devices, and inputs with many rows (the prefill), use candle's matmul.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+/// Up to this many rows the one-pass kernel runs; beyond, the product is compute-bound and
+/// candle's blocked matmul is the better tool.
+const MAX_ROWS: usize = 8;
+
+/// Output rows of W per parallel task: enough work to amortise scheduling, enough tasks to
+/// balance the cores.
+const ROWS_PER_TASK: usize = 64;
+
+/// A linear layer whose weight is kept as (out, in), applied to inputs of any rank by
+/// flattening the leading dimensions into rows.
+pub struct RowsLinear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl RowsLinear {
+    /// torch's `nn.Linear` layout: `weight` [out, in], optional `bias`.
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((out_dim, in_dim), "weight")?,
+            bias: if bias {
+                Some(vb.get(out_dim, "bias")?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// transformers' GPT-2 `Conv1D`: `weight` [in, out] (transposed once here) and `bias`.
+    pub fn load_conv1d(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get((in_dim, out_dim), "weight")?.t()?.contiguous()?,
+            bias: Some(vb.get(out_dim, "bias")?),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let Some((&in_dim, leading)) = dims.split_last() else {
+            candle_core::bail!("a linear layer needs at least one dimension");
+        };
+        let rows: usize = leading.iter().product();
+        let y = linear_rows(&x.reshape((rows, in_dim))?, &self.weight)?;
+        let y = match &self.bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        };
+        let mut out_dims = leading.to_vec();
+        out_dims.push(self.weight.dim(0)?);
+        y.reshape(out_dims)
+    }
+}
+
+/// (m, in) × (out, in)ᵀ → (m, out).
+pub fn linear_rows(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let rows = x.dim(0)?;
+    if x.device().is_cpu()
+        && rows <= MAX_ROWS
+        && x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+    {
+        x.contiguous()?
+            .apply_op2_no_bwd(&weight.contiguous()?, &RowsTimesWeight)
+    } else {
+        x.matmul(&weight.t()?)
+    }
+}
+
+struct RowsTimesWeight;
+
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("linear_rows: {what} is not f32");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("linear_rows: {what} is not contiguous");
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp2 for RowsTimesWeight {
+    fn name(&self) -> &'static str {
+        "linear-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_storage: &CpuStorage,
+        x_layout: &Layout,
+        w_storage: &CpuStorage,
+        w_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, k) = x_layout.shape().dims2()?;
+        let (n, k_w) = w_layout.shape().dims2()?;
+        if k != k_w {
+            candle_core::bail!("linear_rows: {m}x{k} input against a {n}x{k_w} weight");
+        }
+        let x = f32_slice(x_storage, x_layout, "input")?;
+        let w = f32_slice(w_storage, w_layout, "weight")?;
+        // Computed as (out, m), so that each task owns a contiguous block, then transposed.
+        let mut transposed = vec![0f32; n * m];
+        transposed
+            .par_chunks_mut(ROWS_PER_TASK * m)
+            .zip(w.par_chunks(ROWS_PER_TASK * k))
+            .for_each(|(out, w_block)| dot_block(w_block, x, k, out));
+        let mut y = vec![0f32; m * n];
+        for (j, outputs) in transposed.chunks_exact(m).enumerate() {
+            for (r, value) in outputs.iter().enumerate() {
+                y[r * n + j] = *value;
+            }
+        }
+        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+    }
+}
+
+/// Lanes of independent partial sums per row: enough for the compiler to fill vector registers.
+const LANES: usize = 16;
+
+/// `out[j·m + r] = w_block[j] · x[r]` for every weight row j of the block and input row r.
+fn dot_block(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has just been checked for the two features the function enables.
+        unsafe { dot_block_avx2_fma(w_block, x, k, out) };
+        return;
+    }
+    dispatch(w_block, x, k, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_block_avx2_fma(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+    // SAFETY: this function's caller checked AVX2 and FMA, all the kernels need.
+    unsafe {
+        match x.len() / k {
+            1 => avx2::rows_kernel::<1>(w_block, x, k, out),
+            2 => avx2::rows_kernel::<2>(w_block, x, k, out),
+            3 => avx2::rows_kernel::<3>(w_block, x, k, out),
+            4 => avx2::rows_kernel::<4>(w_block, x, k, out),
+            5 => avx2::rows_kernel::<5>(w_block, x, k, out),
+            6 => avx2::rows_kernel::<6>(w_block, x, k, out),
+            7 => avx2::rows_kernel::<7>(w_block, x, k, out),
+            _ => avx2::rows_kernel::<8>(w_block, x, k, out),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256, _mm_add_ps, _mm_cvtss_f32, _mm_hadd_ps, _mm256_add_ps, _mm256_castps256_ps128,
+        _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+    };
+
+    const WIDTH: usize = 8;
+
+    /// Two 8-lane accumulators per row; each 16-float chunk of the weight row is loaded once
+    /// and multiplied into every input row.
+    #[inline(always)]
+    pub(super) unsafe fn rows_kernel<const M: usize>(
+        w_block: &[f32],
+        x: &[f32],
+        k: usize,
+        out: &mut [f32],
+    ) {
+        let main = k - k % (2 * WIDTH);
+        for (w_row, outputs) in w_block.chunks_exact(k).zip(out.chunks_exact_mut(M)) {
+            // SAFETY (whole block): every load reads 8 floats at offsets below `main` ≤ k of a
+            // row of length k, in `w_row` (k floats) or in row r < M of `x` (M·k floats).
+            unsafe {
+                let mut acc: [[__m256; 2]; M] = [[_mm256_setzero_ps(); 2]; M];
+                let mut c = 0;
+                while c < main {
+                    let w0 = _mm256_loadu_ps(w_row.as_ptr().add(c));
+                    let w1 = _mm256_loadu_ps(w_row.as_ptr().add(c + WIDTH));
+                    for (r, row_acc) in acc.iter_mut().enumerate() {
+                        let xp = x.as_ptr().add(r * k + c);
+                        row_acc[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp), row_acc[0]);
+                        row_acc[1] =
+                            _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(WIDTH)), row_acc[1]);
+                    }
+                    c += 2 * WIDTH;
+                }
+                for (r, (row_acc, output)) in acc.iter().zip(outputs.iter_mut()).enumerate() {
+                    let v = _mm256_add_ps(row_acc[0], row_acc[1]);
+                    let halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                    let pairs = _mm_hadd_ps(halves, halves);
+                    let total = _mm_cvtss_f32(_mm_hadd_ps(pairs, pairs));
+                    let tail: f32 = w_row[main..]
+                        .iter()
+                        .zip(&x[r * k + main..(r + 1) * k])
+                        .map(|(p, q)| p * q)
+                        .sum();
+                    *output = total + tail;
+                }
+            }
+        }
+    }
+}
+
+/// One monomorphised kernel per row count, so each weight chunk is loaded once and used for
+/// every row while it sits in registers.
+#[inline(always)]
+fn dispatch(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+    match x.len() / k {
+        1 => rows_kernel::<1>(w_block, x, k, out),
+        2 => rows_kernel::<2>(w_block, x, k, out),
+        3 => rows_kernel::<3>(w_block, x, k, out),
+        4 => rows_kernel::<4>(w_block, x, k, out),
+        5 => rows_kernel::<5>(w_block, x, k, out),
+        6 => rows_kernel::<6>(w_block, x, k, out),
+        7 => rows_kernel::<7>(w_block, x, k, out),
+        _ => rows_kernel::<8>(w_block, x, k, out),
+    }
+}
+
+#[inline(always)]
+fn rows_kernel<const M: usize>(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+    let main = k - k % LANES;
+    for (w_row, outputs) in w_block.chunks_exact(k).zip(out.chunks_exact_mut(M)) {
+        let mut acc = [[0f32; LANES]; M];
+        for (c, w_chunk) in w_row[..main].chunks_exact(LANES).enumerate() {
+            for (r, row_acc) in acc.iter_mut().enumerate() {
+                let x_chunk = &x[r * k + c * LANES..][..LANES];
+                for i in 0..LANES {
+                    row_acc[i] += w_chunk[i] * x_chunk[i];
+                }
+            }
+        }
+        for (r, (row_acc, output)) in acc.iter_mut().zip(outputs.iter_mut()).enumerate() {
+            let tail: f32 = w_row[main..]
+                .iter()
+                .zip(&x[r * k + main..(r + 1) * k])
+                .map(|(p, q)| p * q)
+                .sum();
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for i in 0..width {
+                    row_acc[i] += row_acc[i + width];
+                }
+            }
+            *output = row_acc[0] + tail;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::linear_rows;
+
+    #[test]
+    fn matches_candle_matmul_for_few_and_many_rows() {
+        let device = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 70), &device).unwrap();
+        for rows in [1, 2, 8, 9] {
+            let x = Tensor::randn(0f32, 1.0, (rows, 70), &device).unwrap();
+            let ours = linear_rows(&x, &w).unwrap();
+            let reference = x.matmul(&w.t().unwrap()).unwrap();
+            let diff = (ours - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-4, "{rows} rows: max difference {diff}");
+        }
+    }
+}
