@@ -6,7 +6,7 @@
 //!
 //!     PY=~/.cache/chatterbox-parity/venv/bin/python
 //!     $PY tools/parity/generate.py --full --only t3
-//!     CHATTERBOX_PARITY_DIR=~/.cache/chatterbox-parity/full cargo bench --bench t3 -- [tokens]
+//!     CHATTERBOX_PARITY_DIR=~/.cache/chatterbox-parity/full cargo bench --bench t3 -- [tokens] [english|multilingual|turbo]
 
 #[allow(dead_code)]
 #[path = "../tests/parity/fixture.rs"]
@@ -30,14 +30,17 @@ struct Case {
 }
 
 fn main() {
-    let tokens: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let tokens: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100);
+    let only: Vec<&String> = args
+        .iter()
+        .filter(|a| a.parse::<usize>().is_err() && !a.starts_with('-'))
+        .collect();
     let device = Device::Cpu;
     for f in Fixture::all("t3")
         .into_iter()
         .filter(|f| f.case.ends_with("_full"))
+        .filter(|f| only.is_empty() || only.iter().any(|o| f.case.contains(o.as_str())))
     {
         let case: Case = f.config();
         let started = Instant::now();

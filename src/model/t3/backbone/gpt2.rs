@@ -7,6 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
 use super::attend;
+use super::cpu_ops::gelu_new;
 use super::kv_cache::KvCache;
 use super::linear_rows::RowsLinear;
 use crate::model::t3::llama_configs::Gpt2Config;
@@ -113,7 +114,8 @@ impl Gpt2 {
         for (i, block) in self.h.iter().enumerate() {
             let attn = self.attention(block, &block.ln_1.forward(&hidden)?, cache, i)?;
             hidden = (hidden + attn)?;
-            let ff = block.c_fc.forward(&block.ln_2.forward(&hidden)?)?.gelu()?;
+            let ff = block.c_fc.forward(&block.ln_2.forward(&hidden)?)?;
+            let ff = gelu_new(&ff)?;
             hidden = (&hidden + block.mlp_c_proj.forward(&ff)?)?;
         }
         cache.commit(new);

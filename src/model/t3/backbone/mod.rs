@@ -2,6 +2,7 @@
 //! multilingual checkpoints, GPT-2 for Turbo. Each returns the final-norm hidden states, as
 //! `hidden_states[-1]` of the Hugging Face models does, and keeps its own KV cache.
 
+pub mod cpu_ops;
 pub mod gpt2;
 pub mod kv_cache;
 pub mod linear_rows;
@@ -68,31 +69,15 @@ impl Backbone {
 /// the causal mask a multi-position input needs. Returns (context (B, T, H·Dh), probabilities).
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
     let (b, _, t, _) = q.dims4()?;
-    let l = k.dim(2)?;
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
-    if t > 1 {
-        scores = scores.broadcast_add(&causal_mask(t, l, q.device())?.to_dtype(scores.dtype())?)?;
-    }
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    // Scaling the queries rather than the scores touches head_dim values per row, not L.
+    let scores = (q * scale)?.matmul(&k.t()?)?;
+    let probs = if t > 1 {
+        cpu_ops::causal_softmax(&scores)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&scores)?
+    };
     let context = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, ()))?;
     Ok((context, probs))
-}
-
-/// Row i (absolute position l − t + i) may see columns 0..=l − t + i.
-fn causal_mask(t: usize, l: usize, device: &Device) -> Result<Tensor> {
-    let offset = l - t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..l).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (t, l), device)
 }
 
 /// The watched heads of batch row 0, in `watch` order, from one layer's probabilities.
