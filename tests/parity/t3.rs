@@ -105,7 +105,8 @@ fn t3_teacher_forced_logits_match_the_reference() {
         let forced = ids(&f.input("forced_tokens"));
         let expected = f.output("guided_logits");
         let steps = expected.dim(0).unwrap();
-        let mut decoding = t3.start(&cond, &text, rows, steps, watch).unwrap();
+        let prefix = t3.prefill_conditioning(&cond).unwrap();
+        let mut decoding = t3.start(&prefix, &text, rows, steps, watch).unwrap();
         let prefill = f.output("prefill_logits").narrow(0, 0, rows).unwrap();
         assert_close("prefill logits", decoding.logits(), &prefill, 1e-5, 1e-4);
 
@@ -162,10 +163,11 @@ fn t3_greedy_decoding_matches_the_reference() {
             max_new_tokens: steps,
         };
         let uniforms = Uniforms::from_values(&vec![0.5; steps], &Device::Cpu).unwrap();
+        let prefix = t3.prefill_conditioning(&cond).unwrap();
         let tokens = if case.variant == "turbo" {
-            t3.inference_turbo(&cond, &text, &opts, &uniforms)
+            t3.inference_turbo(&prefix, &text, &opts, &uniforms)
         } else {
-            t3.inference(&cond, &text, &opts, &uniforms)
+            t3.inference(&prefix, &text, &opts, &uniforms)
         }
         .unwrap();
         let want = ids(&f.output("greedy_tokens"));

@@ -9,4 +9,4 @@ pub mod t3;
 
 pub use modules::cond_enc::T3Cond;
 pub use modules::t3_config::T3Config;
-pub use t3::{GenerateOptions, T3};
+pub use t3::{ConditioningPrefix, GenerateOptions, T3};

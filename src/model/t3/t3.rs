@@ -40,6 +40,35 @@ pub struct GenerateOptions {
     pub max_new_tokens: usize,
 }
 
+impl GenerateOptions {
+    /// `ChatterboxTTS.generate`'s defaults.
+    pub fn english() -> Self {
+        Self {
+            sampling: SamplingParams::english(),
+            cfg_weight: 0.5,
+            max_new_tokens: 1000,
+        }
+    }
+
+    /// `ChatterboxMultilingualTTS.generate`'s defaults (0.1.7).
+    pub fn multilingual() -> Self {
+        Self {
+            sampling: SamplingParams::multilingual(),
+            ..Self::english()
+        }
+    }
+
+    /// `ChatterboxTurboTTS.generate`'s defaults: no guidance, one token from the prefill plus
+    /// `max_gen_len` 1000.
+    pub fn turbo() -> Self {
+        Self {
+            sampling: SamplingParams::turbo(),
+            cfg_weight: 0.0,
+            max_new_tokens: 1001,
+        }
+    }
+}
+
 pub struct T3 {
     pub hp: T3Config,
     backbone: Backbone,
@@ -123,82 +152,73 @@ impl T3 {
             .forward(&speaker, prompt.as_ref(), cond.emotion_adv)
     }
 
-    /// `prepare_input_embeds`: [conditioning | text (+ positions) | speech (+ positions)] for
-    /// `rows` rows; with two rows the second is the unconditional one of classifier-free
-    /// guidance, its text embeddings zeroed before the positions are added (Llama variants).
-    pub fn prepare_input_embeds(
-        &self,
-        cond: &T3Cond,
-        text_tokens: &[u32],
-        speech_tokens: &[u32],
-        rows: usize,
-    ) -> Result<(Tensor, usize)> {
-        let cond_emb = self.prepare_conditioning(cond)?;
-        let len_cond = cond_emb.dim(1)?;
+    /// Runs the conditioning prefix [speaker | prompt speech | emotion] through the backbone.
+    /// The result depends only on the voice (and the exaggeration), so a caller can keep it per
+    /// voice and start every text from it; the prefix is the longest part of Turbo's prefill.
+    pub fn prefill_conditioning(&self, cond: &T3Cond) -> Result<ConditioningPrefix> {
+        let embeds = self.prepare_conditioning(cond)?;
+        let len = embeds.dim(1)?;
+        let mut cache = self.backbone.new_cache(1, len, self.dtype, &self.device)?;
+        self.backbone.forward(&embeds, &mut cache, &[])?;
+        Ok(ConditioningPrefix { cache, len })
+    }
+
+    /// The rest of `prepare_input_embeds` after the conditioning: [text (+ positions) | start
+    /// token (+ position 0)] for `rows` rows; with two rows the second is the unconditional
+    /// one of classifier-free guidance, its text embeddings zeroed before the positions are
+    /// added (Llama variants). The Llama variants follow `inference`, which appends the start
+    /// token a second time, also at speech position 0; Turbo follows `inference_turbo`.
+    fn embed_text_and_start(&self, text_tokens: &[u32], rows: usize) -> Result<Tensor> {
         let text_ids = self.ids(text_tokens, "text token", self.hp.text_tokens_dict_size)?;
-        let speech_ids = self.ids(
-            speech_tokens,
+        let start_ids = self.ids(
+            &[self.hp.start_speech_token],
             "speech token",
             self.hp.speech_tokens_dict_size,
         )?;
         let text_emb = self.text_emb.forward(&text_ids)?;
-        let mut speech_emb = self.speech_emb.forward(&speech_ids)?;
+        let start = self.embed_speech_token(&start_ids, 0)?.squeeze(0)?;
+        let start = if self.hp.is_gpt() {
+            start
+        } else {
+            Tensor::cat(&[&start, &start], 0)?
+        };
         let text_pos = match &self.text_pos_emb {
             Some(pos) => Some(pos.range(0, text_tokens.len())?),
             None => None,
         };
-        if let Some(pos) = &self.speech_pos_emb {
-            speech_emb = (speech_emb + pos.range(0, speech_tokens.len())?)?;
-        }
-        let with_pos = |t: Tensor| match &text_pos {
-            Some(p) => t + p,
-            None => Ok(t),
+        let row = |text: Tensor| -> Result<Tensor> {
+            let text = match &text_pos {
+                Some(p) => (text + p)?,
+                None => text,
+            };
+            Tensor::cat(&[&text, &start], 0)
         };
-        let cond_row = cond_emb.squeeze(0)?;
-        let mut batch = vec![Tensor::cat(
-            &[&cond_row, &with_pos(text_emb.clone())?, &speech_emb],
-            0,
-        )?];
+        let mut batch = vec![row(text_emb.clone())?];
         if rows == 2 {
-            let text = if self.hp.is_gpt() {
+            batch.push(row(if self.hp.is_gpt() {
                 text_emb
             } else {
                 text_emb.zeros_like()?
-            };
-            batch.push(Tensor::cat(&[&cond_row, &with_pos(text)?, &speech_emb], 0)?);
+            })?);
         }
-        Ok((Tensor::stack(&batch, 0)?, len_cond))
+        Tensor::stack(&batch, 0)
     }
 
-    /// Embeds the prompt as generation starts it and runs the prefill. The Llama variants
-    /// follow `inference`: the start-of-speech token is in the prompt twice, both at speech
-    /// position 0, as the reference lays it out. Turbo follows `inference_turbo`.
+    /// Starts a generation from a conditioning prefix: prefills the text and start tokens for
+    /// `rows` rows (2 for classifier-free guidance) with room for `max_new_tokens`.
     pub fn start(
         &self,
-        cond: &T3Cond,
+        prefix: &ConditioningPrefix,
         text_tokens: &[u32],
         rows: usize,
         max_new_tokens: usize,
         watch: &[(usize, usize)],
     ) -> Result<Decoding<'_>> {
-        let start = self.hp.start_speech_token;
-        let (mut embeds, len_cond) =
-            self.prepare_input_embeds(cond, text_tokens, &[start], rows)?;
-        if !self.hp.is_gpt() {
-            let bos = self.embed_speech_token(
-                &self.ids(&[start], "speech token", self.hp.speech_tokens_dict_size)?,
-                0,
-            )?;
-            embeds = Tensor::cat(&[&embeds, &bos.repeat((rows, 1, 1))?], 1)?;
-        }
-        let prefill = embeds.dim(1)?;
-        let mut cache = self.backbone.new_cache(
-            rows,
-            prefill + max_new_tokens + 1,
-            self.dtype,
-            &self.device,
-        )?;
+        let embeds = self.embed_text_and_start(text_tokens, rows)?;
+        let capacity = prefix.len + embeds.dim(1)? + max_new_tokens + 1;
+        let mut cache = prefix.cache.fork(rows, capacity)?;
         let (logits, attention) = self.run(&embeds, &mut cache, watch)?;
+        let len_cond = prefix.len;
         Ok(Decoding {
             t3: self,
             cache,
@@ -217,7 +237,7 @@ impl T3 {
     /// token.
     pub fn inference(
         &self,
-        cond: &T3Cond,
+        prefix: &ConditioningPrefix,
         text_tokens: &[u32],
         opts: &GenerateOptions,
         uniforms: &Uniforms,
@@ -228,7 +248,7 @@ impl T3 {
         } else {
             &[]
         };
-        let decoding = self.start(cond, text_tokens, rows, opts.max_new_tokens, watch)?;
+        let decoding = self.start(prefix, text_tokens, rows, opts.max_new_tokens, watch)?;
         self.generate(decoding, WarperOrder::Chatterbox, opts, uniforms)
     }
 
@@ -238,12 +258,12 @@ impl T3 {
     /// token.
     pub fn inference_turbo(
         &self,
-        cond: &T3Cond,
+        prefix: &ConditioningPrefix,
         text_tokens: &[u32],
         opts: &GenerateOptions,
         uniforms: &Uniforms,
     ) -> Result<Vec<u32>> {
-        let decoding = self.start(cond, text_tokens, 1, opts.max_new_tokens, &[])?;
+        let decoding = self.start(prefix, text_tokens, 1, opts.max_new_tokens, &[])?;
         self.generate(decoding, WarperOrder::Turbo, opts, uniforms)
     }
 
@@ -339,6 +359,12 @@ fn token_id(token: &Tensor) -> Result<u32> {
     token.flatten_all()?.get(0)?.to_scalar::<u32>()
 }
 
+/// The backbone's cache after the conditioning prefix (one row), from `prefill_conditioning`.
+pub struct ConditioningPrefix {
+    cache: KvCache,
+    len: usize,
+}
+
 /// One generation in progress: the cache, the logits of the last position and, when asked for,
 /// the attention of the watched heads.
 pub struct Decoding<'a> {
@@ -386,13 +412,13 @@ impl Decoding<'_> {
     }
 
     /// The mean of the watched heads' attention from the newest speech rows onto the text, on
-    /// the host (rows × text length): the alignment guard's one copy per step. After the prefill
-    /// the rows are the speech positions after the text (the two start tokens).
+    /// the host (rows × text length): the alignment guard's one copy per step. The prefill's
+    /// rows start at the text, so its speech rows (the two start tokens) follow the text's.
     pub fn aligned_text_attention(&self) -> Result<Vec<f32>> {
         let (i, j) = self.text_slice;
         let mean = (Tensor::stack(&self.attention, 0)?.sum(0)? / self.attention.len() as f64)?;
         let rows = mean.dim(0)?;
-        let first_row = if self.generated == 0 { j } else { 0 };
+        let first_row = if self.generated == 0 { j - i } else { 0 };
         if first_row >= rows {
             candle_core::bail!("the prefill has no speech rows after the text");
         }

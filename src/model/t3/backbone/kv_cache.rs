@@ -29,6 +29,41 @@ impl KvCache {
         })
     }
 
+    /// A cache for `rows` rows and `capacity` positions that starts with this one-row cache's
+    /// positions in every row.
+    pub fn fork(&self, rows: usize, capacity: usize) -> Result<Self> {
+        let mut forked = Self {
+            keys: Vec::with_capacity(self.keys.len()),
+            values: Vec::with_capacity(self.values.len()),
+            len: self.len,
+            capacity,
+        };
+        forked.check_room(0)?;
+        for (stored, out) in [
+            (&self.keys, &mut forked.keys),
+            (&self.values, &mut forked.values),
+        ] {
+            for layer in stored {
+                let (batch, heads, _, head_dim) = layer.dims4()?;
+                if batch != 1 {
+                    candle_core::bail!("only a one-row cache can be forked");
+                }
+                let fresh = Tensor::zeros(
+                    (rows, heads, capacity, head_dim),
+                    layer.dtype(),
+                    layer.device(),
+                )?;
+                fresh.slice_set(
+                    &layer.narrow(2, 0, self.len)?.repeat((rows, 1, 1, 1))?,
+                    2,
+                    0,
+                )?;
+                out.push(fresh);
+            }
+        }
+        Ok(forked)
+    }
+
     /// Positions already stored (the offset of the next input).
     pub fn len(&self) -> usize {
         self.len
