@@ -43,6 +43,19 @@ impl RowsLinear {
         })
     }
 
+    /// Bias-free layers reading the same input, stacked into one whose output is theirs side by
+    /// side: a decode step then makes one pass over the weights instead of several.
+    pub fn stacked(parts: Vec<RowsLinear>) -> Result<Self> {
+        if parts.iter().any(|p| p.bias.is_some()) {
+            candle_core::bail!("only bias-free layers are stacked");
+        }
+        let weights: Vec<Tensor> = parts.into_iter().map(|p| p.weight).collect();
+        Ok(Self {
+            weight: Tensor::cat(&weights, 0)?,
+            bias: None,
+        })
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
         let Some((&in_dim, leading)) = dims.split_last() else {

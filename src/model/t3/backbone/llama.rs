@@ -85,9 +85,8 @@ impl RotaryTable {
 }
 
 struct Attention {
-    q_proj: RowsLinear,
-    k_proj: RowsLinear,
-    v_proj: RowsLinear,
+    /// q_proj, k_proj and v_proj stacked.
+    qkv_proj: RowsLinear,
     o_proj: RowsLinear,
     heads: usize,
     head_dim: usize,
@@ -104,9 +103,11 @@ impl Attention {
         }
         let (d, inner) = (cfg.hidden_size, cfg.num_attention_heads * cfg.head_dim);
         Ok(Self {
-            q_proj: projection(vb.pp("q_proj"), d, inner)?,
-            k_proj: projection(vb.pp("k_proj"), d, inner)?,
-            v_proj: projection(vb.pp("v_proj"), d, inner)?,
+            qkv_proj: RowsLinear::stacked(vec![
+                projection(vb.pp("q_proj"), d, inner)?,
+                projection(vb.pp("k_proj"), d, inner)?,
+                projection(vb.pp("v_proj"), d, inner)?,
+            ])?,
             o_proj: projection(vb.pp("o_proj"), inner, d)?,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim,
@@ -128,9 +129,11 @@ impl Attention {
         layer: usize,
     ) -> Result<(Tensor, Tensor)> {
         let offset = cache.len();
-        let q = rope.apply(&self.heads_first(&self.q_proj.forward(x)?)?, offset)?;
-        let k = rope.apply(&self.heads_first(&self.k_proj.forward(x)?)?, offset)?;
-        let v = self.heads_first(&self.v_proj.forward(x)?)?;
+        let qkv = self.qkv_proj.forward(x)?;
+        let inner = self.heads * self.head_dim;
+        let q = rope.apply(&self.heads_first(&qkv.narrow(2, 0, inner)?)?, offset)?;
+        let k = rope.apply(&self.heads_first(&qkv.narrow(2, inner, inner)?)?, offset)?;
+        let v = self.heads_first(&qkv.narrow(2, 2 * inner, inner)?)?;
         let (k, v) = cache.append(layer, &k, &v)?;
         let (context, probs) = attend(&q, &k, &v, (self.head_dim as f64).powf(-0.5))?;
         Ok((self.o_proj.forward(&context)?, probs))
@@ -138,24 +141,30 @@ impl Attention {
 }
 
 struct Mlp {
-    gate_proj: RowsLinear,
-    up_proj: RowsLinear,
+    /// gate_proj and up_proj stacked.
+    gate_up_proj: RowsLinear,
     down_proj: RowsLinear,
+    intermediate: usize,
 }
 
 impl Mlp {
     fn load(vb: VarBuilder, cfg: &LlamaConfig) -> Result<Self> {
         let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: projection(vb.pp("gate_proj"), d, ff)?,
-            up_proj: projection(vb.pp("up_proj"), d, ff)?,
+            gate_up_proj: RowsLinear::stacked(vec![
+                projection(vb.pp("gate_proj"), d, ff)?,
+                projection(vb.pp("up_proj"), d, ff)?,
+            ])?,
             down_proj: projection(vb.pp("down_proj"), ff, d)?,
+            intermediate: ff,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+        let gate_up = self.gate_up_proj.forward(x)?;
+        let gate = candle_nn::ops::silu(&gate_up.narrow(2, 0, self.intermediate)?)?;
+        let up = gate_up.narrow(2, self.intermediate, self.intermediate)?;
+        self.down_proj.forward(&(gate * up)?)
     }
 }
 
