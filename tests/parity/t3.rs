@@ -174,3 +174,20 @@ fn t3_greedy_decoding_matches_the_reference() {
         assert_eq!(tokens, want, "greedy tokens");
     }
 }
+
+#[test]
+fn a_token_budget_beyond_the_model_is_refused_before_allocating() {
+    for f in Fixture::all("t3") {
+        let Loaded { t3, cond, text, .. } = load(&f);
+        let prefix = t3.prefill_conditioning(&cond).unwrap();
+        let error = t3
+            .start(&prefix, &text, 2, usize::MAX / 4, &[])
+            .err()
+            .unwrap_or_else(|| panic!("{}: an impossible budget was accepted", f.case));
+        assert!(
+            error.to_string().contains("do not fit"),
+            "{}: {error}",
+            f.case
+        );
+    }
+}

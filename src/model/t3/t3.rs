@@ -122,10 +122,6 @@ impl T3 {
         })
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// `prepare_conditioning`: (1, len_cond, dim).
     pub fn prepare_conditioning(&self, cond: &T3Cond) -> Result<Tensor> {
         let prompt = match &cond.cond_prompt_speech_tokens {
@@ -215,7 +211,17 @@ impl T3 {
         watch: &[(usize, usize)],
     ) -> Result<Decoding<'_>> {
         let embeds = self.embed_text_and_start(text_tokens, rows)?;
-        let capacity = prefix.len + embeds.dim(1)? + max_new_tokens + 1;
+        let prompt = prefix.len + embeds.dim(1)?;
+        // Checked before the cache is sized by it: a request's token budget must not turn into
+        // an allocation the machine cannot make.
+        let room = self.max_generated(prompt);
+        if max_new_tokens > room {
+            candle_core::bail!(
+                "{max_new_tokens} new speech tokens do not fit after a {prompt}-position prompt; \
+                 this model has room for {room}"
+            );
+        }
+        let capacity = prompt + max_new_tokens + 1;
         let mut cache = prefix.cache.fork(rows, capacity)?;
         let (logits, attention) = self.run(&embeds, &mut cache, watch)?;
         let len_cond = prefix.len;
@@ -306,6 +312,17 @@ impl T3 {
             decoding.step(&next)?;
         }
         Ok(tokens)
+    }
+
+    /// The most speech tokens a generation can produce after a `prompt`-position prompt: the
+    /// backbone's positions, and for the Llama variants the learned speech positions (the
+    /// start token holds position 0).
+    fn max_generated(&self, prompt: usize) -> usize {
+        let room = self.backbone.max_positions().saturating_sub(prompt + 1);
+        match &self.speech_pos_emb {
+            Some(pos) => room.min(pos.positions().saturating_sub(1)),
+            None => room,
+        }
     }
 
     fn run(

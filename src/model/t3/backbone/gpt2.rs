@@ -64,6 +64,10 @@ impl Gpt2 {
         })
     }
 
+    pub fn max_positions(&self) -> usize {
+        self.cfg.n_positions
+    }
+
     pub fn cache_shape(&self) -> (usize, usize, usize) {
         (
             self.cfg.n_layer,

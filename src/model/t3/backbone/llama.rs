@@ -208,6 +208,10 @@ impl Llama {
         })
     }
 
+    pub fn max_positions(&self) -> usize {
+        self.rope.cos.dims()[0]
+    }
+
     pub fn cache_shape(&self) -> (usize, usize, usize) {
         (
             self.cfg.num_hidden_layers,

@@ -30,6 +30,14 @@ impl Backbone {
         })
     }
 
+    /// Positions a sequence may reach (the RoPE table, or GPT-2's `wpe`).
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Llama(m) => m.max_positions(),
+            Self::Gpt2(m) => m.max_positions(),
+        }
+    }
+
     /// A cache for `batch` rows and up to `capacity` positions.
     pub fn new_cache(
         &self,

@@ -15,6 +15,11 @@ impl LearnedPositionEmbeddings {
         })
     }
 
+    /// How many positions the table has.
+    pub fn positions(&self) -> usize {
+        self.emb.embeddings().dim(0).unwrap_or(0)
+    }
+
     /// Rows `start..start + len`, shape (len, dim): `forward` for a segment of `len` tokens when
     /// `start` is 0, `get_fixed_embedding` for one generated token otherwise.
     pub fn range(&self, start: usize, len: usize) -> Result<Tensor> {
