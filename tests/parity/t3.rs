@@ -191,3 +191,34 @@ fn a_token_budget_beyond_the_model_is_refused_before_allocating() {
         );
     }
 }
+
+#[test]
+fn malformed_conditioning_and_text_are_errors_not_panics() {
+    let f = Fixture::all("t3").into_iter().next().unwrap();
+    let Loaded { t3, cond, .. } = load(&f);
+    let empty_prompt = T3Cond {
+        cond_prompt_speech_tokens: Some(Tensor::zeros((1, 0), DType::U32, &Device::Cpu).unwrap()),
+        ..cond.clone()
+    };
+    let bad_prompt = T3Cond {
+        cond_prompt_speech_tokens: Some(Tensor::new(&[[9000u32]], &Device::Cpu).unwrap()),
+        ..cond.clone()
+    };
+    let bad_speaker = T3Cond {
+        speaker_emb: Tensor::zeros((1, 7), DType::F32, &Device::Cpu).unwrap(),
+        ..cond.clone()
+    };
+    let message = |c: &T3Cond| t3.prefill_conditioning(c).err().map(|e| e.to_string());
+    assert!(message(&empty_prompt).is_some_and(|m| m.contains("empty")));
+    assert!(message(&bad_prompt).is_some_and(|m| m.contains("outside the vocabulary")));
+    assert!(t3.prefill_conditioning(&bad_speaker).is_err());
+    let prefix = t3.prefill_conditioning(&cond).unwrap();
+    assert!(
+        t3.start(&prefix, &[u32::MAX], 2, 4, &[]).is_err(),
+        "out-of-range text id"
+    );
+    assert!(
+        t3.start(&prefix, &[], 2, 4, &[]).is_ok(),
+        "empty text still runs"
+    );
+}

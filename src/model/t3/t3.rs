@@ -353,7 +353,12 @@ impl T3 {
         Tensor::new(ids, &self.device)
     }
 
+    /// Non-empty and inside the vocabulary (an empty prompt would leave the Perceiver's
+    /// attention nothing to attend to).
     fn check_ids(&self, what: &str, ids: &Tensor, vocab: usize) -> Result<()> {
+        if ids.elem_count() == 0 {
+            candle_core::bail!("the {what}s are empty");
+        }
         let max = ids.max(0)?.to_dtype(DType::U32)?.to_scalar::<u32>()?;
         if max as usize >= vocab {
             candle_core::bail!("{what} {max} is outside the vocabulary of {vocab}");
