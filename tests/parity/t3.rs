@@ -17,6 +17,7 @@ use crate::fixture::{Fixture, assert_close};
 
 #[derive(Deserialize)]
 struct Sampling {
+    temperature: f32,
     top_k: usize,
     top_p: f32,
     min_p: f32,
@@ -30,6 +31,7 @@ struct Case {
     cfg_weight: f32,
     emotion_adv: f32,
     sampling: Sampling,
+    sampling_seed: u64,
 }
 
 fn ids(t: &Tensor) -> Vec<u32> {
@@ -139,39 +141,63 @@ fn t3_teacher_forced_logits_match_the_reference() {
     }
 }
 
+/// Runs the port's generation loop on a fixture with the given temperature and uniforms.
+fn generate(
+    f: &Fixture,
+    temperature: f32,
+    uniforms: impl Fn(&Case, usize) -> Uniforms,
+) -> Vec<u32> {
+    let Loaded {
+        case,
+        t3,
+        cond,
+        text,
+    } = load(f);
+    let sampling = &case.sampling;
+    let steps = f.input("forced_tokens").dim(0).unwrap();
+    let opts = GenerateOptions {
+        sampling: SamplingParams {
+            temperature,
+            top_k: sampling.top_k,
+            top_p: sampling.top_p,
+            min_p: sampling.min_p,
+            repetition_penalty: sampling.repetition_penalty,
+        },
+        cfg_weight: case.cfg_weight,
+        max_new_tokens: steps,
+    };
+    let uniforms = uniforms(&case, steps);
+    let prefix = t3.prefill_conditioning(&cond).unwrap();
+    if case.variant == "turbo" {
+        t3.inference_turbo(&prefix, &text, &opts, &uniforms)
+    } else {
+        t3.inference(&prefix, &text, &opts, &uniforms)
+    }
+    .unwrap()
+}
+
 #[test]
 fn t3_greedy_decoding_matches_the_reference() {
     for f in Fixture::all("t3") {
         println!("{}", f.case);
-        let Loaded {
-            case,
-            t3,
-            cond,
-            text,
-        } = load(&f);
-        let sampling = &case.sampling;
-        let steps = f.input("forced_tokens").dim(0).unwrap();
-        let opts = GenerateOptions {
-            sampling: SamplingParams {
-                temperature: 0.0,
-                top_k: sampling.top_k,
-                top_p: sampling.top_p,
-                min_p: sampling.min_p,
-                repetition_penalty: sampling.repetition_penalty,
-            },
-            cfg_weight: case.cfg_weight,
-            max_new_tokens: steps,
-        };
-        let uniforms = Uniforms::from_values(&vec![0.5; steps], &Device::Cpu).unwrap();
-        let prefix = t3.prefill_conditioning(&cond).unwrap();
-        let tokens = if case.variant == "turbo" {
-            t3.inference_turbo(&prefix, &text, &opts, &uniforms)
-        } else {
-            t3.inference(&prefix, &text, &opts, &uniforms)
-        }
-        .unwrap();
-        let want = ids(&f.output("greedy_tokens"));
-        assert_eq!(tokens, want, "greedy tokens");
+        let tokens = generate(&f, 0.0, |_, steps| {
+            Uniforms::from_values(&vec![0.5; steps], &Device::Cpu).unwrap()
+        });
+        assert_eq!(tokens, ids(&f.output("greedy_tokens")), "greedy tokens");
+    }
+}
+
+/// The reference's loop with torch.multinomial replaced by the port's draw on the same seeded
+/// uniforms: the whole sampled generation (penalty history, warper order, guard) must agree.
+#[test]
+fn t3_seeded_sampling_matches_the_reference() {
+    for f in Fixture::all("t3") {
+        println!("{}", f.case);
+        let temperature = f.config::<Case>().sampling.temperature;
+        let tokens = generate(&f, temperature, |case, steps| {
+            Uniforms::from_seed(case.sampling_seed, steps, &Device::Cpu).unwrap()
+        });
+        assert_eq!(tokens, ids(&f.output("sampled_tokens")), "sampled tokens");
     }
 }
 

@@ -20,7 +20,10 @@ from chatterbox.models.t3.modules.cond_enc import T3Cond
 from chatterbox.models.t3.modules.perceiver import Perceiver
 from chatterbox.models.t3.modules.t3_config import T3Config
 
+from cases.t3_sampler import UNIFORM_STREAM, f32, inverse_cdf_probs
 from common import seed_module, uniform, write_fixture
+
+SAMPLING_SEED = 4321
 
 TINY_LLAMA = dict(LLAMA_520M_CONFIG_DICT, hidden_size=128, intermediate_size=256, num_hidden_layers=14,
                   num_attention_heads=16, num_key_value_heads=16, head_dim=8)
@@ -159,9 +162,11 @@ def case(out_dir, name, variant, backbone, seed, text_len, steps, cfg_weight=0.5
     batch_text = text.repeat(rows, 1)
     forced = rng.integers(0, 6561, size=steps)
     forced[steps // 2 + 1] = forced[steps // 2]  # an immediate repeat, which the guard answers
-    sampling = ({"temperature": 0.8, "top_k": 1000, "top_p": 0.95, "repetition_penalty": 1.2, "min_p": 0.0} if turbo
-                else {"temperature": 0.8, "top_k": 0, "top_p": 1.0, "min_p": 0.05,
-                      "repetition_penalty": 2.0 if variant == "multilingual" else 1.2})
+    # Parameters rounded to f32, as the port holds them, so both sides cut at the same values.
+    sampling = ({"temperature": f32(0.8), "top_k": 1000, "top_p": f32(0.95), "repetition_penalty": f32(1.2),
+                 "min_p": 0.0} if turbo
+                else {"temperature": f32(0.8), "top_k": 0, "top_p": 1.0, "min_p": f32(0.05),
+                      "repetition_penalty": f32(2.0 if variant == "multilingual" else 1.2)})
 
     def cond():
         return T3Cond(speaker_emb=speaker, cond_prompt_speech_tokens=prompt[None],
@@ -176,14 +181,19 @@ def case(out_dir, name, variant, backbone, seed, text_len, steps, cfg_weight=0.5
     greedy_logits, greedy_actions, greedy = run(t3, hp, cond(), batch_text, lambda _i, p: int(p[0].argmax()), steps,
                                                 cfg_weight, turbo, sampling)
     greedy = greedy[greedy != hp.stop_speech_token]
+    # Sampled decoding with the port's draw on the uniforms of `Uniforms::from_seed(SAMPLING_SEED)`.
+    uniforms = uniform(SAMPLING_SEED, UNIFORM_STREAM, [steps], 0.0, 1.0)
+    _, _, sampled = run(t3, hp, cond(), batch_text, lambda i, p: inverse_cdf_probs(p[0], uniforms[i]), steps,
+                        cfg_weight, turbo, sampling)
+    sampled = sampled[sampled != hp.stop_speech_token]
     config = {"t3": rust_config(hp), "variant": variant, "cfg_weight": cfg_weight, "emotion_adv": emotion,
-              "sampling": sampling}
+              "sampling": sampling, "sampling_seed": SAMPLING_SEED}
     write_fixture(out_dir, f"t3_{name}", "t3", config, weights,
                   inputs={"speaker_emb": speaker, "prompt_tokens": prompt, "text_tokens": text[0],
                           "forced_tokens": torch.from_numpy(forced).long()},
                   outputs={"cond_emb": cond_emb, "prefill_logits": logits[0], "guided_logits": guided,
                            "guard_actions": torch.tensor(actions, dtype=torch.long),
-                           "greedy_tokens": greedy.long(),
+                           "greedy_tokens": greedy.long(), "sampled_tokens": sampled.long(),
                            "greedy_guard_actions": torch.tensor(greedy_actions, dtype=torch.long)})
 
 

@@ -70,7 +70,11 @@ def turbo_chain(p: dict):
 
 
 def inverse_cdf(processed: torch.Tensor, u: np.float32) -> int:
-    probs = torch.softmax(processed[0], dim=-1)
+    return inverse_cdf_probs(torch.softmax(processed[0], dim=-1), u)
+
+
+def inverse_cdf_probs(probs: torch.Tensor, u: np.float32) -> int:
+    """The sampler's draw from a (V,) distribution with uniform u (src/model/t3/inference/sampling.rs)."""
     cdf = torch.cumsum(probs, dim=0)
     target = cdf[-1] * torch.tensor(u, dtype=torch.float32)
     positive = probs > 0
@@ -78,7 +82,7 @@ def inverse_cdf(processed: torch.Tensor, u: np.float32) -> int:
     if len(reached):
         return int(reached[0])
     last = torch.nonzero(positive).flatten()
-    return int(last[-1]) if len(last) else processed.shape[-1]
+    return int(last[-1]) if len(last) else probs.shape[-1]
 
 
 def base_logits(seed: int, case: str, step: int, vocab: int, scale: float) -> np.ndarray:
