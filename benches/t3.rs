@@ -37,11 +37,19 @@ fn main() {
         .filter(|a| a.parse::<usize>().is_err() && !a.starts_with('-'))
         .collect();
     let device = Device::Cpu;
-    for f in Fixture::all("t3")
+    let fixtures: Vec<Fixture> = Fixture::all("t3")
         .into_iter()
         .filter(|f| f.case.ends_with("_full"))
         .filter(|f| only.is_empty() || only.iter().any(|o| f.case.contains(o.as_str())))
-    {
+        .collect();
+    if fixtures.is_empty() {
+        eprintln!(
+            "no full-size T3 fixture: run tools/parity/generate.py --full --only t3 and set \
+             CHATTERBOX_PARITY_DIR (see the header of benches/t3.rs)"
+        );
+        std::process::exit(2);
+    }
+    for f in fixtures {
         let case: Case = f.config();
         let started = Instant::now();
         let t3 = f
