@@ -78,14 +78,14 @@ impl Backbone {
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
     let (b, _, t, _) = q.dims4()?;
     // Scaling the queries rather than the scores touches head_dim values per row, not L.
-    let scores = (q * scale)?.matmul(&k.t()?)?;
-    let probs = if t > 1 {
-        cpu_ops::causal_softmax(&scores)?
+    let q = (q * scale)?;
+    let (context, probs) = if t == 1 {
+        cpu_ops::decode_attention(&q, k, v)?
     } else {
-        candle_nn::ops::softmax_last_dim(&scores)?
+        let probs = cpu_ops::causal_softmax(&q.matmul(&k.t()?)?)?;
+        (probs.matmul(v)?, probs)
     };
-    let context = probs.matmul(v)?.transpose(1, 2)?.reshape((b, t, ()))?;
-    Ok((context, probs))
+    Ok((context.transpose(1, 2)?.reshape((b, t, ()))?, probs))
 }
 
 /// The watched heads of batch row 0, in `watch` order, from one layer's probabilities.
