@@ -190,7 +190,12 @@ impl CustomOp1 for GeluNew {
     }
 }
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU tensor, or an error naming `op`.
+pub(super) fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{op}: expected f32");
     };

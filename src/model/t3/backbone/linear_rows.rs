@@ -7,6 +7,8 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::cpu_ops::contiguous_f32;
+
 /// Up to this many rows the one-pass kernel runs; beyond, the product is compute-bound and
 /// candle's blocked matmul is the better tool.
 const MAX_ROWS: usize = 8;
@@ -90,16 +92,6 @@ pub fn linear_rows(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 
 struct RowsTimesWeight;
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("linear_rows: {what} is not f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("linear_rows: {what} is not contiguous");
-    };
-    Ok(&data[start..end])
-}
-
 impl CustomOp2 for RowsTimesWeight {
     fn name(&self) -> &'static str {
         "linear-rows"
@@ -117,8 +109,8 @@ impl CustomOp2 for RowsTimesWeight {
         if k != k_w {
             candle_core::bail!("linear_rows: {m}x{k} input against a {n}x{k_w} weight");
         }
-        let x = f32_slice(x_storage, x_layout, "input")?;
-        let w = f32_slice(w_storage, w_layout, "weight")?;
+        let x = contiguous_f32(x_storage, x_layout, "linear_rows input")?;
+        let w = contiguous_f32(w_storage, w_layout, "linear_rows weight")?;
         // Computed as (out, m), so that each task owns a contiguous block, then transposed.
         let mut transposed = vec![0f32; n * m];
         transposed
