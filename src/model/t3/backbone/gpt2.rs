@@ -6,10 +6,10 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
-use super::attend;
 use super::cpu_ops::gelu_new;
 use super::kv_cache::KvCache;
 use super::linear_rows::RowsLinear;
+use super::{attend, split_qkv};
 use crate::model::t3::llama_configs::Gpt2Config;
 
 struct Block {
@@ -76,14 +76,6 @@ impl Gpt2 {
         )
     }
 
-    fn heads_first(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let (_, heads, head_dim) = self.cache_shape();
-        x.reshape((b, t, heads, head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     fn attention(
         &self,
         block: &Block,
@@ -91,14 +83,9 @@ impl Gpt2 {
         cache: &mut KvCache,
         layer: usize,
     ) -> Result<Tensor> {
-        let d = self.cfg.n_embd;
-        let qkv = block.c_attn.forward(x)?;
-        let q = self.heads_first(&qkv.narrow(2, 0, d)?)?;
-        let k = self.heads_first(&qkv.narrow(2, d, d)?)?;
-        let v = self.heads_first(&qkv.narrow(2, 2 * d, d)?)?;
+        let (q, k, v) = split_qkv(&block.c_attn.forward(x)?, self.cfg.n_head)?;
         let (k, v) = cache.append(layer, &k, &v)?;
-        let head_dim = d / self.cfg.n_head;
-        let (context, _) = attend(&q, &k, &v, (head_dim as f64).powf(-0.5))?;
+        let (context, _) = attend(&q, &k, &v)?;
         block.attn_c_proj.forward(&context)
     }
 

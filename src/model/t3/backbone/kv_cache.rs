@@ -32,35 +32,25 @@ impl KvCache {
     /// A cache for `rows` rows and `capacity` positions that starts with this one-row cache's
     /// positions in every row.
     pub fn fork(&self, rows: usize, capacity: usize) -> Result<Self> {
-        let mut forked = Self {
-            keys: Vec::with_capacity(self.keys.len()),
-            values: Vec::with_capacity(self.values.len()),
-            len: self.len,
-            capacity,
+        let Some(first) = self.keys.first() else {
+            candle_core::bail!("a cache without layers cannot be forked");
         };
-        forked.check_room(0)?;
-        for (stored, out) in [
-            (&self.keys, &mut forked.keys),
-            (&self.values, &mut forked.values),
-        ] {
-            for layer in stored {
-                let (batch, heads, _, head_dim) = layer.dims4()?;
-                if batch != 1 {
-                    candle_core::bail!("only a one-row cache can be forked");
-                }
-                let fresh = Tensor::zeros(
-                    (rows, heads, capacity, head_dim),
-                    layer.dtype(),
-                    layer.device(),
-                )?;
-                fresh.slice_set(
-                    &layer.narrow(2, 0, self.len)?.repeat((rows, 1, 1, 1))?,
-                    2,
-                    0,
-                )?;
-                out.push(fresh);
-            }
+        let (batch, heads, _, head_dim) = first.dims4()?;
+        if batch != 1 {
+            candle_core::bail!("only a one-row cache can be forked");
         }
+        let mut forked = Self::new(
+            self.keys.len(),
+            (rows, heads, head_dim),
+            capacity,
+            first.dtype(),
+            first.device(),
+        )?;
+        let stored = |t: &Tensor| t.narrow(2, 0, self.len)?.repeat((rows, 1, 1, 1));
+        for (layer, (k, v)) in self.keys.iter().zip(&self.values).enumerate() {
+            forked.append(layer, &stored(k)?, &stored(v)?)?;
+        }
+        forked.commit(self.len);
         Ok(forked)
     }
 

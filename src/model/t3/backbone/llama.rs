@@ -7,7 +7,7 @@ use candle_nn::{RmsNorm, VarBuilder};
 
 use super::kv_cache::KvCache;
 use super::linear_rows::RowsLinear;
-use super::{attend, capture, in_watch_order};
+use super::{attend, capture, in_watch_order, split_qkv};
 use crate::model::t3::llama_configs::{Llama3RopeScaling, LlamaConfig};
 
 /// `_compute_llama3_parameters`, in f32 like the reference, so positions rotate identically.
@@ -89,7 +89,6 @@ struct Attention {
     qkv_proj: RowsLinear,
     o_proj: RowsLinear,
     heads: usize,
-    head_dim: usize,
 }
 
 fn projection(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<RowsLinear> {
@@ -110,15 +109,7 @@ impl Attention {
             ])?,
             o_proj: projection(vb.pp("o_proj"), inner, d)?,
             heads: cfg.num_attention_heads,
-            head_dim: cfg.head_dim,
         })
-    }
-
-    fn heads_first(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        x.reshape((b, t, self.heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
     }
 
     fn forward(
@@ -129,13 +120,10 @@ impl Attention {
         layer: usize,
     ) -> Result<(Tensor, Tensor)> {
         let offset = cache.len();
-        let qkv = self.qkv_proj.forward(x)?;
-        let inner = self.heads * self.head_dim;
-        let q = rope.apply(&self.heads_first(&qkv.narrow(2, 0, inner)?)?, offset)?;
-        let k = rope.apply(&self.heads_first(&qkv.narrow(2, inner, inner)?)?, offset)?;
-        let v = self.heads_first(&qkv.narrow(2, 2 * inner, inner)?)?;
+        let (q, k, v) = split_qkv(&self.qkv_proj.forward(x)?, self.heads)?;
+        let (q, k) = (rope.apply(&q, offset)?, rope.apply(&k, offset)?);
         let (k, v) = cache.append(layer, &k, &v)?;
-        let (context, probs) = attend(&q, &k, &v, (self.head_dim as f64).powf(-0.5))?;
+        let (context, probs) = attend(&q, &k, &v)?;
         Ok((self.o_proj.forward(&context)?, probs))
     }
 }

@@ -73,12 +73,28 @@ impl Backbone {
     }
 }
 
-/// Softmax attention of (B, H, T, Dh) queries over cached keys and values (B, H, L, Dh), with
-/// the causal mask a multi-position input needs. Returns (context (B, T, H·Dh), probabilities).
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<(Tensor, Tensor)> {
-    let (b, _, t, _) = q.dims4()?;
+/// (B, T, heads·Dh) to (B, heads, T, Dh), contiguous.
+pub(crate) fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, c) = x.dims3()?;
+    x.reshape((b, t, heads, c / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// The queries, keys and values of a stacked (B, T, 3·heads·Dh) projection, heads first.
+fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let inner = qkv.dim(2)? / 3;
+    let part = |i: usize| split_heads(&qkv.narrow(2, i * inner, inner)?, heads);
+    Ok((part(0)?, part(1)?, part(2)?))
+}
+
+/// Scaled (1/√Dh) softmax attention of (B, H, T, Dh) queries over cached keys and values
+/// (B, H, L, Dh), with the causal mask a multi-position input needs. Returns
+/// (context (B, T, H·Dh), probabilities).
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (b, _, t, head_dim) = q.dims4()?;
     // Scaling the queries rather than the scores touches head_dim values per row, not L.
-    let q = (q * scale)?;
+    let q = (q * (head_dim as f64).powf(-0.5))?;
     let (context, probs) = if t == 1 {
         cpu_ops::decode_attention(&q, k, v)?
     } else {

@@ -6,6 +6,8 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::model::t3::backbone::split_heads;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerceiverConfig {
     pub pre_attention_query_token: usize,
@@ -53,21 +55,14 @@ impl AttentionBlock2 {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, l, c) = x.dims3()?;
-        x.reshape((b, l, self.num_heads, c / self.num_heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
     /// `x1 + proj_out(attention(norm(x1) -> q, norm(x2) -> k, v))`; the one LayerNorm serves
     /// both inputs, as in the reference.
     fn forward(&self, x1: &Tensor, x2: &Tensor) -> Result<Tensor> {
         let x1_norm = self.norm.forward(x1)?;
         let x2_norm = self.norm.forward(x2)?;
-        let q = self.split_heads(&self.to_q.forward(&x1_norm)?)?;
-        let k = self.split_heads(&self.to_k.forward(&x2_norm)?)?;
-        let v = self.split_heads(&self.to_v.forward(&x2_norm)?)?;
+        let q = split_heads(&self.to_q.forward(&x1_norm)?, self.num_heads)?;
+        let k = split_heads(&self.to_k.forward(&x2_norm)?, self.num_heads)?;
+        let v = split_heads(&self.to_v.forward(&x2_norm)?, self.num_heads)?;
         let head_dim = q.dim(D::Minus1)?;
         let scores = (q.matmul(&k.t()?)? * (head_dim as f64).powf(-0.5))?;
         let attn = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?;
