@@ -126,15 +126,19 @@ impl T3 {
     pub fn prepare_conditioning(&self, cond: &T3Cond) -> Result<Tensor> {
         let prompt = match &cond.cond_prompt_speech_tokens {
             Some(tokens) => {
-                let tokens = tokens.to_device(&self.device)?.flatten_all()?;
-                self.check_ids(
-                    "prompt speech token",
+                let tokens: Vec<u32> = tokens.flatten_all()?.to_dtype(DType::U32)?.to_vec1()?;
+                // An empty prompt would leave the Perceiver's attention nothing to attend to.
+                if tokens.is_empty() {
+                    candle_core::bail!("the prompt speech tokens are empty");
+                }
+                let ids = self.ids(
                     &tokens,
+                    "prompt speech token",
                     self.hp.speech_tokens_dict_size,
                 )?;
-                let mut emb = self.speech_emb.forward(&tokens)?;
+                let mut emb = self.speech_emb.forward(&ids)?;
                 if let Some(pos) = &self.speech_pos_emb {
-                    emb = (emb + pos.range(0, tokens.dim(0)?)?)?;
+                    emb = (emb + pos.range(0, tokens.len())?)?;
                 }
                 Some(emb.unsqueeze(0)?)
             }
@@ -292,12 +296,12 @@ impl T3 {
                 GuardLogits::new(vocab, self.hp.stop_speech_token, self.dtype, &self.device)?;
             Some((AlignmentStreamAnalyzer::new(decoding.text_len()), edits))
         };
-        let mut last_token = self.hp.start_speech_token;
-        let mut tokens = Vec::new();
+        let mut tokens: Vec<u32> = Vec::new();
         for step in 0..opts.max_new_tokens {
             let mut logits = decoding.guided_logits(opts.cfg_weight)?;
             if let Some((analyzer, edits)) = guard.as_mut() {
                 let chunk = decoding.aligned_text_attention()?;
+                let last_token = tokens.last().copied().unwrap_or(self.hp.start_speech_token);
                 logits = edits.apply(analyzer.step(&chunk, last_token), &logits)?;
             }
             let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
@@ -308,7 +312,6 @@ impl T3 {
             }
             tokens.push(id);
             sampler.record(&mut history, &next, step)?;
-            last_token = id;
             decoding.step(&next)?;
         }
         Ok(tokens)
@@ -351,19 +354,6 @@ impl T3 {
             candle_core::bail!("{what} {bad} is outside the vocabulary of {vocab}");
         }
         Tensor::new(ids, &self.device)
-    }
-
-    /// Non-empty and inside the vocabulary (an empty prompt would leave the Perceiver's
-    /// attention nothing to attend to).
-    fn check_ids(&self, what: &str, ids: &Tensor, vocab: usize) -> Result<()> {
-        if ids.elem_count() == 0 {
-            candle_core::bail!("the {what}s are empty");
-        }
-        let max = ids.max(0)?.to_dtype(DType::U32)?.to_scalar::<u32>()?;
-        if max as usize >= vocab {
-            candle_core::bail!("{what} {max} is outside the vocabulary of {vocab}");
-        }
-        Ok(())
     }
 }
 
