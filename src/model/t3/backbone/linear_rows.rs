@@ -130,6 +130,24 @@ impl CustomOp2 for RowsTimesWeight {
 /// Lanes of independent partial sums per row: enough for the compiler to fill vector registers.
 const LANES: usize = 16;
 
+/// Calls `kernel::<M>(args)` for the input's row count M (1 to `MAX_ROWS`): one monomorphised
+/// kernel per row count, so each weight chunk is loaded once and used for every row while it
+/// sits in registers.
+macro_rules! for_row_count {
+    ($rows:expr, $($kernel:ident)::+ ($($arg:expr),*)) => {
+        match $rows {
+            1 => $($kernel)::+::<1>($($arg),*),
+            2 => $($kernel)::+::<2>($($arg),*),
+            3 => $($kernel)::+::<3>($($arg),*),
+            4 => $($kernel)::+::<4>($($arg),*),
+            5 => $($kernel)::+::<5>($($arg),*),
+            6 => $($kernel)::+::<6>($($arg),*),
+            7 => $($kernel)::+::<7>($($arg),*),
+            _ => $($kernel)::+::<MAX_ROWS>($($arg),*),
+        }
+    };
+}
+
 /// `out[j·m + r] = w_block[j] · x[r]` for every weight row j of the block and input row r.
 fn dot_block(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -138,25 +156,14 @@ fn dot_block(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
         unsafe { dot_block_avx2_fma(w_block, x, k, out) };
         return;
     }
-    dispatch(w_block, x, k, out);
+    for_row_count!(x.len() / k, rows_kernel(w_block, x, k, out));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_block_avx2_fma(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
     // SAFETY: this function's caller checked AVX2 and FMA, all the kernels need.
-    unsafe {
-        match x.len() / k {
-            1 => avx2::rows_kernel::<1>(w_block, x, k, out),
-            2 => avx2::rows_kernel::<2>(w_block, x, k, out),
-            3 => avx2::rows_kernel::<3>(w_block, x, k, out),
-            4 => avx2::rows_kernel::<4>(w_block, x, k, out),
-            5 => avx2::rows_kernel::<5>(w_block, x, k, out),
-            6 => avx2::rows_kernel::<6>(w_block, x, k, out),
-            7 => avx2::rows_kernel::<7>(w_block, x, k, out),
-            _ => avx2::rows_kernel::<8>(w_block, x, k, out),
-        }
-    }
+    unsafe { for_row_count!(x.len() / k, avx2::rows_kernel(w_block, x, k, out)) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -212,22 +219,7 @@ mod avx2 {
     }
 }
 
-/// One monomorphised kernel per row count, so each weight chunk is loaded once and used for
-/// every row while it sits in registers.
-#[inline(always)]
-fn dispatch(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
-    match x.len() / k {
-        1 => rows_kernel::<1>(w_block, x, k, out),
-        2 => rows_kernel::<2>(w_block, x, k, out),
-        3 => rows_kernel::<3>(w_block, x, k, out),
-        4 => rows_kernel::<4>(w_block, x, k, out),
-        5 => rows_kernel::<5>(w_block, x, k, out),
-        6 => rows_kernel::<6>(w_block, x, k, out),
-        7 => rows_kernel::<7>(w_block, x, k, out),
-        _ => rows_kernel::<8>(w_block, x, k, out),
-    }
-}
-
+/// The kernel for machines without AVX2 and FMA, written for the compiler to vectorise.
 #[inline(always)]
 fn rows_kernel<const M: usize>(w_block: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
     let main = k - k % LANES;
@@ -263,7 +255,7 @@ fn rows_kernel<const M: usize>(w_block: &[f32], x: &[f32], k: usize, out: &mut [
 mod tests {
     use candle_core::{Device, Tensor};
 
-    use super::linear_rows;
+    use super::{LANES, linear_rows, rows_kernel};
 
     #[test]
     fn matches_candle_matmul_for_few_and_many_rows() {
@@ -282,6 +274,26 @@ mod tests {
                 .to_scalar::<f32>()
                 .unwrap();
             assert!(diff < 1e-4, "{rows} rows: max difference {diff}");
+        }
+    }
+
+    /// The fallback kernel, which a machine with AVX2 never reaches through `linear_rows`.
+    #[test]
+    fn portable_kernel_matches_plain_dot_products() {
+        let k = 3 * LANES + 5;
+        let w: Vec<f32> = (0..4 * k)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let x: Vec<f32> = (0..2 * k)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) / 8.0)
+            .collect();
+        let mut out = vec![0f32; 4 * 2];
+        rows_kernel::<2>(&w, &x, k, &mut out);
+        for j in 0..4 {
+            for r in 0..2 {
+                let want: f32 = (0..k).map(|c| w[j * k + c] * x[r * k + c]).sum();
+                assert!((out[j * 2 + r] - want).abs() < 1e-4, "row {j}, input {r}");
+            }
         }
     }
 }
