@@ -28,8 +28,8 @@ pub const UNUSED_KEYS: &[&str] = &[
     "attn.masked_bias",
 ];
 
-/// The logit the alignment guard writes (±2¹⁵, safe in every float type).
-const FORCED_LOGIT: f64 = 32768.0;
+/// The logit the alignment guard writes (±2¹⁵, as the reference).
+const FORCED_LOGIT: f32 = 32768.0;
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -292,8 +292,7 @@ impl T3 {
         let mut guard = if decoding.watch.is_empty() {
             None
         } else {
-            let edits =
-                GuardLogits::new(vocab, self.hp.stop_speech_token, self.dtype, &self.device)?;
+            let edits = GuardLogits::new(vocab, self.hp.stop_speech_token, &self.device)?;
             Some((AlignmentStreamAnalyzer::new(decoding.text_len()), edits))
         };
         let mut tokens: Vec<u32> = Vec::new();
@@ -336,7 +335,9 @@ impl T3 {
     ) -> Result<(Tensor, Vec<Tensor>)> {
         let (hidden, attention) = self.backbone.forward(embeds, cache, watch)?;
         let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
-        Ok((self.speech_head.forward(&last)?, attention))
+        // The sampler and the guard work in f32 whatever dtype the weights run in.
+        let logits = self.speech_head.forward(&last)?.to_dtype(DType::F32)?;
+        Ok((logits, attention))
     }
 
     /// A speech token's embedding at speech position `position` (positions only where the
@@ -395,7 +396,7 @@ impl Decoding<'_> {
         self.text_slice.1 - self.text_slice.0
     }
 
-    /// Logits of the last position, (rows, V).
+    /// Logits of the last position, (rows, V), f32.
     pub fn logits(&self) -> &Tensor {
         &self.logits
     }
@@ -450,11 +451,11 @@ struct GuardLogits {
 }
 
 impl GuardLogits {
-    fn new(vocab: usize, eos: u32, dtype: DType, device: &Device) -> Result<Self> {
+    fn new(vocab: usize, eos: u32, device: &Device) -> Result<Self> {
         let is_eos: Vec<u8> = (0..vocab).map(|i| u8::from(i == eos as usize)).collect();
         let is_eos = Tensor::from_vec(is_eos, vocab, device)?;
-        let low = Tensor::full(-FORCED_LOGIT, vocab, device)?.to_dtype(dtype)?;
-        let high = Tensor::full(FORCED_LOGIT, vocab, device)?.to_dtype(dtype)?;
+        let low = Tensor::full(-FORCED_LOGIT, vocab, device)?;
+        let high = Tensor::full(FORCED_LOGIT, vocab, device)?;
         Ok(Self {
             eos_forced: is_eos.where_cond(&high, &low)?,
             suppressed: low,
