@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::perceiver::PerceiverConfig;
 use crate::model::t3::llama_configs::{BackboneConfig, Gpt2Config, LlamaConfig};
+use crate::model::tokenizers::{START_TEXT_TOKEN, STOP_TEXT_TOKEN};
 
 /// The multilingual text vocabulary size; the reference recognises the multilingual model by it.
 const MULTILINGUAL_TEXT_VOCAB: usize = 2454;
@@ -32,8 +33,8 @@ pub struct T3Config {
 impl T3Config {
     fn llama(text_tokens_dict_size: usize) -> Self {
         Self {
-            start_text_token: 255,
-            stop_text_token: 0,
+            start_text_token: START_TEXT_TOKEN,
+            stop_text_token: STOP_TEXT_TOKEN,
             text_tokens_dict_size,
             max_text_tokens: 2048,
             start_speech_token: 6561,
