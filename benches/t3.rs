@@ -11,23 +11,17 @@
 #[allow(dead_code)]
 #[path = "../tests/parity/fixture.rs"]
 mod fixture;
+#[allow(dead_code)]
+#[path = "../tests/parity/t3_case.rs"]
+mod t3_case;
 
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use chatterbox_worker::model::t3::inference::sampling::Uniforms;
-use chatterbox_worker::model::t3::t3::UNUSED_KEYS;
-use chatterbox_worker::model::t3::{ConditioningPrefix, GenerateOptions, T3, T3Cond, T3Config};
+use chatterbox_worker::model::t3::{ConditioningPrefix, GenerateOptions};
 use fixture::Fixture;
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Case {
-    t3: T3Config,
-    variant: String,
-    cfg_weight: f32,
-    emotion_adv: f32,
-}
+use t3_case::{Loaded, load};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,30 +44,14 @@ fn main() {
         std::process::exit(2);
     }
     for f in fixtures {
-        let case: Case = f.config();
         let started = Instant::now();
-        let t3 = f
-            .weights()
-            .build(DType::F32, &device, UNUSED_KEYS, |vb| {
-                T3::load(vb, &case.t3)
-            })
-            .expect("weights");
+        let Loaded {
+            case,
+            t3,
+            cond,
+            text,
+        } = load(&f);
         let build_s = started.elapsed().as_secs_f64();
-        let cond = T3Cond {
-            speaker_emb: f.input("speaker_emb"),
-            cond_prompt_speech_tokens: Some(
-                f.input("prompt_tokens")
-                    .to_dtype(DType::U32)
-                    .and_then(|t| t.unsqueeze(0))
-                    .expect("prompt"),
-            ),
-            emotion_adv: case.emotion_adv,
-        };
-        let text: Vec<u32> = f
-            .input("text_tokens")
-            .to_dtype(DType::U32)
-            .and_then(|t| t.to_vec1())
-            .expect("text");
         let defaults = match case.variant.as_str() {
             "turbo" => GenerateOptions::turbo(),
             "multilingual" => GenerateOptions::multilingual(),

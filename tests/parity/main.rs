@@ -6,6 +6,7 @@ mod fixture;
 mod frontends;
 mod s3tokenizer;
 mod t3;
+mod t3_case;
 mod t3_sampler;
 mod text;
 mod voice_encoder;

@@ -9,34 +9,10 @@ use chatterbox_worker::model::t3::inference::alignment_stream_analyzer::{
     AlignmentStreamAnalyzer, LLAMA_ALIGNED_HEADS, LogitsAction,
 };
 use chatterbox_worker::model::t3::inference::sampling::{SamplingParams, Uniforms};
-use chatterbox_worker::model::t3::t3::UNUSED_KEYS;
-use chatterbox_worker::model::t3::{GenerateOptions, T3, T3Cond, T3Config};
-use serde::Deserialize;
+use chatterbox_worker::model::t3::{GenerateOptions, T3Cond};
 
 use crate::fixture::{Fixture, assert_close};
-
-#[derive(Deserialize)]
-struct Sampling {
-    temperature: f32,
-    top_k: usize,
-    top_p: f32,
-    min_p: f32,
-    repetition_penalty: f32,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    t3: T3Config,
-    variant: String,
-    cfg_weight: f32,
-    emotion_adv: f32,
-    sampling: Sampling,
-    sampling_seed: u64,
-}
-
-fn ids(t: &Tensor) -> Vec<u32> {
-    t.to_dtype(DType::U32).unwrap().to_vec1().unwrap()
-}
+use crate::t3_case::{Case, Loaded, ids, load};
 
 fn argmax(t: &Tensor) -> u32 {
     t.argmax(D::Minus1).unwrap().to_scalar().unwrap()
@@ -47,36 +23,6 @@ fn action_code(action: LogitsAction) -> i64 {
         LogitsAction::Keep => 0,
         LogitsAction::SuppressEos => 1,
         LogitsAction::ForceEos => 2,
-    }
-}
-
-struct Loaded {
-    case: Case,
-    t3: T3,
-    cond: T3Cond,
-    text: Vec<u32>,
-}
-
-fn load(f: &Fixture) -> Loaded {
-    let case: Case = f.config();
-    let t3 = f
-        .weights()
-        .build(DType::F32, &Device::Cpu, UNUSED_KEYS, |vb| {
-            T3::load(vb, &case.t3)
-        })
-        .unwrap();
-    let prompt = f.input("prompt_tokens").to_dtype(DType::U32).unwrap();
-    let cond = T3Cond {
-        speaker_emb: f.input("speaker_emb"),
-        cond_prompt_speech_tokens: Some(prompt.unsqueeze(0).unwrap()),
-        emotion_adv: case.emotion_adv,
-    };
-    let text = ids(&f.input("text_tokens"));
-    Loaded {
-        case,
-        t3,
-        cond,
-        text,
     }
 }
 
