@@ -1,6 +1,7 @@
 //! Ports of the signal-processing library calls the reference makes.
 
 pub mod kaldi;
+pub mod loudness;
 pub mod mel;
 pub mod resample;
 pub mod stft;
