@@ -1,4 +1,7 @@
 //! Ports of chatterbox/models/s3gen.
 
+pub mod r#const;
 pub mod utils;
 pub mod xvector;
+
+pub use r#const::{S3GEN_SIL, S3GEN_SR};
