@@ -31,33 +31,103 @@ pub enum WeightsError {
     },
 }
 
+/// Where a checkpoint's tensors live: in memory (seeded weights, tests), a memory-mapped
+/// safetensors file (the Hugging Face checkpoints: tensors are read straight from the page cache
+/// onto the target device), or a torch pickle (the multilingual `.pt` files).
+enum Store {
+    Memory(HashMap<String, Tensor>),
+    Mapped(candle_core::safetensors::MmapedSafetensors),
+    Pickle(candle_core::pickle::PthTensors),
+}
+
+impl Store {
+    fn keys(&self) -> Vec<String> {
+        match self {
+            Self::Memory(tensors) => tensors.keys().cloned().collect(),
+            Self::Mapped(mapped) => mapped.tensors().into_iter().map(|(k, _)| k).collect(),
+            Self::Pickle(pickle) => pickle.tensor_infos().keys().cloned().collect(),
+        }
+    }
+
+    fn load(&self, name: &str, device: &Device) -> candle_core::Result<Option<Tensor>> {
+        match self {
+            Self::Memory(tensors) => tensors.get(name).map(|t| t.to_device(device)).transpose(),
+            Self::Mapped(mapped) => match mapped.get(name) {
+                Ok(_) => mapped.load(name, device).map(Some),
+                Err(_) => Ok(None),
+            },
+            Self::Pickle(pickle) => pickle.get(name)?.map(|t| t.to_device(device)).transpose(),
+        }
+    }
+}
+
 /// A set of named tensors (a checkpoint, or seeded random weights) and the record of which
 /// of them a model read.
 pub struct Weights {
     source_name: String,
-    tensors: Arc<HashMap<String, Tensor>>,
+    store: Arc<Store>,
+    /// Only keys under this prefix are visible, with the prefix removed ([`Weights::sub`]).
+    prefix: String,
+    keys: Arc<Vec<String>>,
 }
 
 impl Weights {
     pub fn new(source_name: impl Into<String>, tensors: HashMap<String, Tensor>) -> Self {
+        Self::from_store(source_name.into(), Store::Memory(tensors))
+    }
+
+    fn from_store(source_name: String, store: Store) -> Self {
+        let mut keys = store.keys();
+        keys.sort();
         Self {
-            source_name: source_name.into(),
-            tensors: Arc::new(tensors),
+            source_name,
+            store: Arc::new(store),
+            prefix: String::new(),
+            keys: Arc::new(keys),
         }
     }
 
-    /// Reads a safetensors checkpoint into host memory.
-    pub fn from_safetensors(path: &Path) -> Result<Self, WeightsError> {
-        let tensors =
-            candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| WeightsError::Read {
-                source_name: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(Self::new(path.display().to_string(), tensors))
+    /// Opens a checkpoint by its extension: `.safetensors` memory-mapped, `.pt`/`.pth` as a
+    /// torch pickle holding a flat state dict.
+    pub fn from_file(path: &Path) -> Result<Self, WeightsError> {
+        let source_name = path.display().to_string();
+        let read_error = |e: candle_core::Error| WeightsError::Read {
+            source_name: source_name.clone(),
+            message: e.to_string(),
+        };
+        let store = match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => {
+                // SAFETY: checkpoints are written once (downloads land under a temporary name
+                // and are renamed into place) and never modified while mapped.
+                let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
+                    .map_err(read_error)?;
+                Store::Mapped(mapped)
+            }
+            Some("pt" | "pth") => {
+                Store::Pickle(candle_core::pickle::PthTensors::new(path, None).map_err(read_error)?)
+            }
+            _ => {
+                return Err(WeightsError::Read {
+                    source_name,
+                    message: "expected a .safetensors, .pt or .pth file".into(),
+                });
+            }
+        };
+        Ok(Self::from_store(source_name, store))
     }
 
+    /// Every visible tensor, on the host; for tests and tools that write checkpoints.
     pub fn into_tensors(self) -> HashMap<String, Tensor> {
-        Arc::try_unwrap(self.tensors).unwrap_or_else(|shared| (*shared).clone())
+        self.keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&self.prefix))
+            .filter_map(|k| {
+                let tensor = self
+                    .store
+                    .load(&format!("{}{k}", self.prefix), &Device::Cpu);
+                tensor.ok().flatten().map(|t| (k.to_string(), t))
+            })
+            .collect()
     }
 
     pub fn source_name(&self) -> &str {
@@ -67,13 +137,18 @@ impl Weights {
     /// The subset under `prefix.` with the prefix removed: one checkpoint file often holds
     /// several modules (`s3gen.safetensors` holds `tokenizer.*`, `speaker_encoder.*`, …).
     pub fn sub(&self, prefix: &str) -> Self {
-        let lead = format!("{prefix}.");
-        let tensors = self
-            .tensors
+        Self {
+            source_name: format!("{} [{prefix}]", self.source_name),
+            store: Arc::clone(&self.store),
+            prefix: format!("{}{prefix}.", self.prefix),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+
+    fn visible_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys
             .iter()
-            .filter_map(|(k, t)| k.strip_prefix(&lead).map(|k| (k.to_string(), t.clone())))
-            .collect();
-        Self::new(format!("{} [{prefix}]", self.source_name), tensors)
+            .filter_map(|k| k.strip_prefix(&self.prefix))
     }
 
     /// Builds a module, then checks that it read every key but those matching `ignored`
@@ -87,7 +162,9 @@ impl Weights {
     ) -> Result<M, WeightsError> {
         let used = Arc::new(Mutex::new(HashSet::new()));
         let backend = Tracked {
-            tensors: Arc::clone(&self.tensors),
+            store: Arc::clone(&self.store),
+            prefix: self.prefix.clone(),
+            keys: Arc::clone(&self.keys),
             used: Arc::clone(&used),
         };
         let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
@@ -96,15 +173,14 @@ impl Weights {
             message: e.to_string(),
         })?;
         let used = used.lock().unwrap_or_else(PoisonError::into_inner);
-        let unexpected: BTreeSet<&String> = self
-            .tensors
-            .keys()
+        let unexpected: BTreeSet<&str> = self
+            .visible_keys()
             .filter(|k| !used.contains(*k) && !is_ignored(k, ignored))
             .collect();
         if unexpected.is_empty() {
             return Ok(module);
         }
-        let examples: Vec<&str> = unexpected.iter().take(5).map(|k| k.as_str()).collect();
+        let examples: Vec<&str> = unexpected.iter().take(5).copied().collect();
         Err(WeightsError::Unexpected {
             source_name: self.source_name.clone(),
             count: unexpected.len(),
@@ -122,15 +198,17 @@ fn is_ignored(key: &str, ignored: &[&str]) -> bool {
 }
 
 struct Tracked {
-    tensors: Arc<HashMap<String, Tensor>>,
+    store: Arc<Store>,
+    prefix: String,
+    keys: Arc<Vec<String>>,
     used: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Tracked {
-    fn fetch(&self, name: &str) -> candle_core::Result<&Tensor> {
+    fn fetch(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
         let tensor = self
-            .tensors
-            .get(name)
+            .store
+            .load(&format!("{}{name}", self.prefix), device)?
             .ok_or_else(|| candle_core::Error::Msg(format!("missing key {name:?}")))?;
         self.used
             .lock()
@@ -149,7 +227,7 @@ impl SimpleBackend for Tracked {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        let tensor = self.fetch(name)?;
+        let tensor = self.fetch(name, device)?;
         if tensor.shape() != &shape {
             return Err(candle_core::Error::Msg(format!(
                 "key {name:?} has shape {:?}, the model expects {:?}",
@@ -157,7 +235,7 @@ impl SimpleBackend for Tracked {
                 shape.dims()
             )));
         }
-        tensor.to_device(device)?.to_dtype(dtype)
+        tensor.to_dtype(dtype)
     }
 
     fn get_unchecked(
@@ -166,11 +244,13 @@ impl SimpleBackend for Tracked {
         dtype: DType,
         device: &Device,
     ) -> candle_core::Result<Tensor> {
-        self.fetch(name)?.to_device(device)?.to_dtype(dtype)
+        self.fetch(name, device)?.to_dtype(dtype)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.keys
+            .binary_search(&format!("{}{name}", self.prefix))
+            .is_ok()
     }
 }
 
@@ -248,9 +328,9 @@ mod tests {
         let path = dir.path().join("ve.safetensors");
         let w = weights(&[("proj.weight", &[2, 3]), ("proj.bias", &[2])]);
         candle_core::safetensors::save(&w.into_tensors(), &path).unwrap();
-        let loaded = Weights::from_safetensors(&path).unwrap();
+        let loaded = Weights::from_file(&path).unwrap();
         assert!(loaded.build(DType::F32, &Device::Cpu, &[], linear).is_ok());
-        let missing = Weights::from_safetensors(&dir.path().join("absent.safetensors"));
+        let missing = Weights::from_file(&dir.path().join("absent.safetensors"));
         assert!(
             missing
                 .err()
