@@ -2,6 +2,8 @@
 //! itself, its thread and its caches arrive with the engine port; until then the engine is never
 //! loaded.
 
+pub mod checkpoints;
+
 use std::fmt;
 use std::str::FromStr;
 
