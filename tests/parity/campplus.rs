@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device};
 use chatterbox_worker::model::dsp::kaldi;
-use chatterbox_worker::model::s3gen::xvector::CampPlus;
+use chatterbox_worker::model::s3gen::xvector::{CampPlus, CampPlusConfig};
 
 use crate::fixture::{Fixture, assert_close};
 
@@ -30,7 +30,9 @@ fn campplus_matches_reference_inference() {
         println!("{}", fixture.case);
         let model = fixture
             .weights()
-            .build(DType::F32, &Device::Cpu, &[], CampPlus::load)
+            .build(DType::F32, &Device::Cpu, &[], |vb| {
+                CampPlus::load(vb, &CampPlusConfig::s3gen())
+            })
             .unwrap_or_else(|e| panic!("{}: {e}", fixture.case));
         let config: Config = fixture.config();
         assert_eq!(config.sample_rate, kaldi::SAMPLE_RATE, "{}", fixture.case);
@@ -68,7 +70,9 @@ fn campplus_refuses_audio_shorter_than_three_frames() {
     let fixture = &Fixture::all("campplus")[0];
     let model = fixture
         .weights()
-        .build(DType::F32, &Device::Cpu, &[], CampPlus::load)
+        .build(DType::F32, &Device::Cpu, &[], |vb| {
+            CampPlus::load(vb, &CampPlusConfig::s3gen())
+        })
         .unwrap();
     let err = model
         .inference(&[0.1; 700], &Device::Cpu)

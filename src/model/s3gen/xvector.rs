@@ -8,12 +8,9 @@ use candle_nn::{
 };
 
 use crate::model::dsp::kaldi::{self, KaldiFbank, NUM_MEL_BINS};
+use serde::{Deserialize, Serialize};
 
 const HEAD_CHANNELS: usize = 32;
-const INIT_CHANNELS: usize = 128;
-const GROWTH_RATE: usize = 32;
-const BOTTLENECK_CHANNELS: usize = 4 * GROWTH_RATE;
-const EMBEDDING_SIZE: usize = 192;
 /// (layers, dilation) of the three CAM dense blocks; every layer has kernel size 3.
 const DENSE_BLOCKS: [(usize, usize); 3] = [(12, 1), (24, 2), (16, 2)];
 const CAM_KERNEL_SIZE: usize = 3;
@@ -175,35 +172,30 @@ struct CamLayer {
 }
 
 impl CamLayer {
-    fn load(dilation: usize, vb: VarBuilder) -> Result<Self> {
+    fn load(config: &CampPlusConfig, dilation: usize, vb: VarBuilder) -> Result<Self> {
+        let (bottleneck, growth) = (config.bottleneck_channels(), config.growth_rate);
         let local = Conv1dConfig {
             padding: (CAM_KERNEL_SIZE - 1) / 2 * dilation,
             dilation,
             ..Default::default()
         };
-        let reduced = BOTTLENECK_CHANNELS / 2;
+        let reduced = bottleneck / 2;
         Ok(Self {
             linear_local: candle_nn::conv1d_no_bias(
-                BOTTLENECK_CHANNELS,
-                GROWTH_RATE,
+                bottleneck,
+                growth,
                 CAM_KERNEL_SIZE,
                 local,
                 vb.pp("linear_local"),
             )?,
             linear1: candle_nn::conv1d(
-                BOTTLENECK_CHANNELS,
+                bottleneck,
                 reduced,
                 1,
                 Default::default(),
                 vb.pp("linear1"),
             )?,
-            linear2: candle_nn::conv1d(
-                reduced,
-                GROWTH_RATE,
-                1,
-                Default::default(),
-                vb.pp("linear2"),
-            )?,
+            linear2: candle_nn::conv1d(reduced, growth, 1, Default::default(), vb.pp("linear2"))?,
         })
     }
 
@@ -245,18 +237,24 @@ struct CamDenseTdnnLayer {
 }
 
 impl CamDenseTdnnLayer {
-    fn load(in_channels: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
+    fn load(
+        config: &CampPlusConfig,
+        in_channels: usize,
+        dilation: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let bottleneck = config.bottleneck_channels();
         Ok(Self {
             nonlinear1: BatchNormRelu::load(in_channels, vb.pp("nonlinear1"))?,
             linear1: candle_nn::conv1d_no_bias(
                 in_channels,
-                BOTTLENECK_CHANNELS,
+                bottleneck,
                 1,
                 Default::default(),
                 vb.pp("linear1"),
             )?,
-            nonlinear2: BatchNormRelu::load(BOTTLENECK_CHANNELS, vb.pp("nonlinear2"))?,
-            cam_layer: CamLayer::load(dilation, vb.pp("cam_layer"))?,
+            nonlinear2: BatchNormRelu::load(bottleneck, vb.pp("nonlinear2"))?,
+            cam_layer: CamLayer::load(config, dilation, vb.pp("cam_layer"))?,
         })
     }
 
@@ -275,6 +273,7 @@ struct DenseStage {
 
 impl DenseStage {
     fn load(
+        config: &CampPlusConfig,
         in_channels: usize,
         num_layers: usize,
         dilation: usize,
@@ -284,13 +283,14 @@ impl DenseStage {
         let layers = (0..num_layers)
             .map(|i| {
                 CamDenseTdnnLayer::load(
-                    in_channels + i * GROWTH_RATE,
+                    config,
+                    in_channels + i * config.growth_rate,
                     dilation,
                     block.pp(format!("tdnnd{}", i + 1)),
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let out_channels = in_channels + num_layers * GROWTH_RATE;
+        let out_channels = in_channels + num_layers * config.growth_rate;
         Ok(Self {
             layers,
             transit_nonlinear: BatchNormRelu::load(out_channels, transit.pp("nonlinear"))?,
@@ -319,6 +319,31 @@ impl DenseStage {
     }
 }
 
+/// `CAMPPlus`'s constructor arguments (the dense block depths are fixed in the reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampPlusConfig {
+    pub embedding_size: usize,
+    pub growth_rate: usize,
+    pub bn_size: usize,
+    pub init_channels: usize,
+}
+
+impl CampPlusConfig {
+    /// `CAMPPlus(memory_efficient=False)` as S3Gen builds it.
+    pub fn s3gen() -> Self {
+        Self {
+            embedding_size: 192,
+            growth_rate: 32,
+            bn_size: 4,
+            init_channels: 128,
+        }
+    }
+
+    fn bottleneck_channels(&self) -> usize {
+        self.bn_size * self.growth_rate
+    }
+}
+
 pub struct CampPlus {
     head: Fcm,
     tdnn_linear: Conv1d,
@@ -331,7 +356,8 @@ pub struct CampPlus {
 }
 
 impl CampPlus {
-    pub fn load(vb: VarBuilder) -> Result<Self> {
+    pub fn load(vb: VarBuilder, config: &CampPlusConfig) -> Result<Self> {
+        let init_channels = config.init_channels;
         let head_channels = HEAD_CHANNELS * (NUM_MEL_BINS / 8);
         let xvector = vb.pp("xvector");
         let tdnn = xvector.pp("tdnn");
@@ -342,15 +368,16 @@ impl CampPlus {
         };
         let tdnn_linear = candle_nn::conv1d_no_bias(
             head_channels,
-            INIT_CHANNELS,
+            init_channels,
             TDNN_KERNEL_SIZE,
             tdnn_config,
             tdnn.pp("linear"),
         )?;
-        let mut channels = INIT_CHANNELS;
+        let mut channels = init_channels;
         let mut stages = Vec::with_capacity(DENSE_BLOCKS.len());
         for (i, (num_layers, dilation)) in DENSE_BLOCKS.into_iter().enumerate() {
             let stage = DenseStage::load(
+                config,
                 channels,
                 num_layers,
                 dilation,
@@ -364,17 +391,21 @@ impl CampPlus {
         Ok(Self {
             head: Fcm::load(vb.pp("head"))?,
             tdnn_linear,
-            tdnn_nonlinear: BatchNormRelu::load(INIT_CHANNELS, tdnn.pp("nonlinear"))?,
+            tdnn_nonlinear: BatchNormRelu::load(init_channels, tdnn.pp("nonlinear"))?,
             stages,
             out_nonlinear: BatchNormRelu::load(channels, xvector.pp("out_nonlinear"))?,
             dense_linear: candle_nn::conv1d_no_bias(
                 2 * channels,
-                EMBEDDING_SIZE,
+                config.embedding_size,
                 1,
                 Default::default(),
                 dense.pp("linear"),
             )?,
-            dense_norm: batch_norm(EMBEDDING_SIZE, false, dense.pp("nonlinear.batchnorm"))?,
+            dense_norm: batch_norm(
+                config.embedding_size,
+                false,
+                dense.pp("nonlinear.batchnorm"),
+            )?,
             fbank: KaldiFbank::new(),
         })
     }
