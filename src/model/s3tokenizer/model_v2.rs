@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `precompute_freqs_cis(64, 1024 * 2)`: the table is fixed at head_dim 64 whatever the width,
 /// so only configs with `n_audio_state / n_audio_head == 64` run in the reference.
@@ -26,7 +26,7 @@ const FSQ_LEVELS: u32 = 3;
 /// The reference's 0.9990000128746033 is 0.999 rounded to f32.
 const FSQ_SCALE: f32 = 0.999;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub n_mels: usize,
     pub n_audio_state: usize,

@@ -1,8 +1,8 @@
 //! Port of chatterbox/models/voice_encoder/config.py (the fields inference reads).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoiceEncConfig {
     pub num_mels: usize,
     pub sample_rate: u32,
