@@ -1,6 +1,7 @@
 //! chatterbox-worker: a RunPod serverless worker for Resemble AI's Chatterbox speech models.
 //! docs/architecture.md maps the modules.
 
+pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod engine;
