@@ -1,4 +1,5 @@
 //! Ports of chatterbox/models/s3gen.
 
+pub mod transformer;
 pub mod utils;
 pub mod xvector;
