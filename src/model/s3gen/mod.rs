@@ -1,6 +1,7 @@
 //! Ports of chatterbox/models/s3gen.
 
 pub mod r#const;
+pub mod transformer;
 pub mod utils;
 pub mod xvector;
 
