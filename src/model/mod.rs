@@ -4,6 +4,7 @@
 //! Candle only: no async, HTTP or storage here. Randomness is always an argument.
 
 pub mod dsp;
+pub mod perth;
 pub mod random_weights;
 pub mod s3gen;
 pub mod s3tokenizer;
