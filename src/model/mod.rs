@@ -5,6 +5,7 @@
 
 pub mod dsp;
 pub mod noise;
+pub mod perth;
 pub mod random_weights;
 pub mod s3gen;
 pub mod s3tokenizer;

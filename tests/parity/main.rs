@@ -5,6 +5,7 @@ mod campplus;
 mod fixture;
 mod frontends;
 mod loudness;
+mod perth;
 mod s3gen_encoder;
 mod s3tokenizer;
 mod t3;
