@@ -7,6 +7,7 @@ mod frontends;
 mod loudness;
 mod perth;
 mod s3gen_encoder;
+mod s3gen_flow;
 mod s3tokenizer;
 mod t3;
 mod t3_case;

@@ -1,6 +1,12 @@
 //! Ports of chatterbox/models/s3gen.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod r#const;
+pub mod decoder;
+pub mod estimator_ops;
+pub mod flow_matching;
+pub mod matcha;
 pub mod transformer;
 pub mod utils;
 pub mod xvector;
