@@ -80,6 +80,10 @@ impl Fixture {
         self.tensor("output", name)
     }
 
+    pub fn noise(&self, name: &str) -> Tensor {
+        self.tensor("noise", name)
+    }
+
     pub fn input_f32s(&self, name: &str) -> Vec<f32> {
         self.input(name)
             .to_dtype(DType::F32)

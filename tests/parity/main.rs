@@ -4,6 +4,7 @@
 mod campplus;
 mod fixture;
 mod frontends;
+mod hift;
 mod s3tokenizer;
 mod t3;
 mod t3_case;

@@ -1,5 +1,6 @@
 //! Ports of the signal-processing library calls the reference makes.
 
+pub mod istft;
 pub mod kaldi;
 pub mod mel;
 pub mod resample;
