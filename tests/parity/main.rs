@@ -4,6 +4,7 @@
 mod campplus;
 mod fixture;
 mod frontends;
+mod hift;
 mod loudness;
 mod perth;
 mod s3gen_encoder;

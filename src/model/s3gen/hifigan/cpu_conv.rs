@@ -1,0 +1,909 @@
+//! The vocoder's convolutions on the CPU in f32, where candle's im2col conv1d (a single-threaded
+//! copy of every input sample per tap, an AVX2 GEMM, then a transpose) and its direct
+//! transposed conv (for any padding) leave most of the time on the table.
+//!
+//! A stride-1 convolution (any dilation and zero padding) runs as register tiles of 8 output
+//! channels × 48 (AVX-512) or 24 (AVX2) samples that read the shifted input rows in place: no
+//! im2col. The input's pre-activation (LeakyReLU or Snake) is applied while building its
+//! zero-padded copy, and a residual is added by starting the accumulators from it. A transposed
+//! convolution of stride u runs as one such convolution with u·C_out output channels (one per
+//! output phase, the polyphase form), whose rows are then interleaved.
+
+use rayon::prelude::*;
+
+/// Output channels per packed weight block; one tile computes all of them.
+const BLOCK: usize = 8;
+/// Snake arguments beyond this go to libm: the fast sine's range reduction is exact only for
+/// quotients by π/2 below 2^13 or so.
+const FAST_SIN_LIMIT: f32 = 8192.0;
+
+/// What a convolution applies to its input first.
+#[derive(Clone, Copy)]
+pub(crate) enum PreActivation<'a> {
+    Identity,
+    LeakyRelu(f32),
+    /// `x + sin²(αx)/(α + 1e-9)` per channel; the reciprocals are precomputed as torch does.
+    Snake {
+        alpha: &'a [f32],
+        inv_alpha: &'a [f32],
+    },
+}
+
+/// A stride-1 Conv1d's weights in the tile kernel's order: for each block of 8 output channels,
+/// for each input channel and tap, the 8 weights (zero rows pad the last block).
+pub(crate) struct PackedConv {
+    c_in: usize,
+    c_out: usize,
+    taps: usize,
+    dilation: usize,
+    pad_left: usize,
+    pad_right: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedConv {
+    /// `weight` is torch's Conv1d weight [c_out, c_in, taps], row-major.
+    pub(crate) fn new(
+        weight: &[f32],
+        bias: Vec<f32>,
+        (c_out, c_in, taps): (usize, usize, usize),
+        dilation: usize,
+        (pad_left, pad_right): (usize, usize),
+    ) -> Self {
+        let blocks = c_out.div_ceil(BLOCK);
+        let mut weights = vec![0f32; blocks * c_in * taps * BLOCK];
+        for o in 0..c_out {
+            let (block, row) = (o / BLOCK, o % BLOCK);
+            for c in 0..c_in {
+                for t in 0..taps {
+                    weights[((block * c_in + c) * taps + t) * BLOCK + row] =
+                        weight[(o * c_in + c) * taps + t];
+                }
+            }
+        }
+        Self {
+            c_in,
+            c_out,
+            taps,
+            dilation,
+            pad_left,
+            pad_right,
+            weights,
+            bias,
+        }
+    }
+
+    pub(crate) fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    pub(crate) fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    /// Output samples for `len` input samples, or None where the kernel spans more than the
+    /// padded input.
+    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
+        (len + self.pad_left + self.pad_right).checked_sub(self.dilation * (self.taps - 1))
+    }
+
+    /// `x` is (c_in, len) row-major; returns (c_out, out_len) row-major, or nothing when
+    /// `len` is too short (see `out_len`). `residual`, when given, is (c_out, out_len) and added
+    /// to the output.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        len: usize,
+        activation: PreActivation,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        self.forward_on(Isa::detect(), x, len, activation, residual)
+    }
+
+    fn forward_on(
+        &self,
+        isa: Isa,
+        x: &[f32],
+        len: usize,
+        activation: PreActivation,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let Some(out_len) = self.out_len(len) else {
+            return Vec::new();
+        };
+        let width = isa.tile_width();
+        let tiles = out_len.div_ceil(width);
+        let chunk_tiles = (WINDOW_FLOATS / (self.c_in * width)).clamp(1, tiles.max(1));
+        let mut out = vec![0f32; self.c_out * out_len];
+        let shared = SharedOut {
+            data: out.as_mut_ptr(),
+            row_len: out_len,
+        };
+        let chunk = Chunk {
+            conv: self,
+            isa,
+            x,
+            len,
+            activation,
+            residual,
+        };
+        (0..tiles.div_ceil(chunk_tiles))
+            .into_par_iter()
+            .for_each(|index| {
+                let start = index * chunk_tiles * width;
+                let samples = (out_len - start).min(chunk_tiles * width);
+                chunk.run(start, samples, &shared);
+            });
+        out
+    }
+}
+
+/// Samples of input (all channels) one task keeps: ~256 kB, which stays in L2 while every
+/// block of output channels passes over it.
+const WINDOW_FLOATS: usize = 64 * 1024;
+
+/// The output, written by tasks that own disjoint column ranges of every row.
+struct SharedOut {
+    data: *mut f32,
+    row_len: usize,
+}
+
+// SAFETY: tasks write disjoint ranges (see `Chunk::run`), and the vector outlives them.
+unsafe impl Sync for SharedOut {}
+
+/// One task of a convolution: a range of output samples for every output channel.
+struct Chunk<'a> {
+    conv: &'a PackedConv,
+    isa: Isa,
+    x: &'a [f32],
+    len: usize,
+    activation: PreActivation<'a>,
+    residual: Option<&'a [f32]>,
+}
+
+impl Chunk<'_> {
+    /// Output samples start..start + samples: the activated input window they read (zero
+    /// outside the signal), then each block of 8 channels on a local copy of its rows.
+    fn run(&self, start: usize, samples: usize, out: &SharedOut) {
+        let conv = self.conv;
+        let width = self.isa.tile_width();
+        let row_len = samples.div_ceil(width) * width;
+        let stride = row_len + conv.dilation * (conv.taps - 1);
+        // Window position j is padded input start + j, i.e. signal sample start + j − pad_left.
+        let skip = conv.pad_left.saturating_sub(start);
+        let first = (start + skip) - conv.pad_left;
+        let last = (start + stride).saturating_sub(conv.pad_left).min(self.len);
+        let mut window = vec![0f32; conv.c_in * stride];
+        if last > first {
+            for (c, row) in window.chunks_exact_mut(stride).enumerate() {
+                let src = &self.x[c * self.len..][first..last];
+                activate(
+                    self.activation,
+                    c,
+                    src,
+                    &mut row[skip..][..last - first],
+                    self.isa,
+                );
+            }
+        }
+        let input = Input {
+            data: &window,
+            stride,
+            c_in: conv.c_in,
+            taps: conv.taps,
+            dilation: conv.dilation,
+        };
+        let mut rows = vec![0f32; BLOCK * row_len];
+        let block_weights = conv.c_in * conv.taps * BLOCK;
+        for (block, weights) in conv.weights.chunks_exact(block_weights).enumerate() {
+            let first_channel = block * BLOCK;
+            let live = BLOCK.min(conv.c_out - first_channel);
+            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+                row.fill(0.0);
+                if r >= live {
+                    continue;
+                }
+                let o = first_channel + r;
+                let row = &mut row[..samples];
+                match self.residual {
+                    Some(residual) => {
+                        let residual = &residual[o * out.row_len + start..][..samples];
+                        for (y, r) in row.iter_mut().zip(residual) {
+                            *y = conv.bias[o] + r;
+                        }
+                    }
+                    None => row.fill(conv.bias[o]),
+                }
+            }
+            run_block(self.isa, &input, weights, &mut rows, row_len);
+            for (r, row) in rows.chunks_exact(row_len).take(live).enumerate() {
+                let offset = (first_channel + r) * out.row_len + start;
+                // SAFETY: this task alone writes columns start..start + samples, which lie
+                // within the row of `out.row_len` floats.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.data.add(offset), samples) };
+                dst.copy_from_slice(&row[..samples]);
+            }
+        }
+    }
+}
+
+/// torch's ConvTranspose1d (stride u, padding p, kernel k, no output padding) as a stride-1
+/// convolution with one output channel per (channel, phase): output sample q·u + r of channel o
+/// is row o·u + r of that convolution at position q.
+pub(crate) struct PackedTransposedConv {
+    phases: PackedConv,
+    c_out: usize,
+    stride: usize,
+    kernel: usize,
+    padding: usize,
+}
+
+impl PackedTransposedConv {
+    /// `weight` is torch's ConvTranspose1d weight [c_in, c_out, k], row-major.
+    pub(crate) fn new(
+        weight: &[f32],
+        bias: &[f32],
+        (c_in, c_out, kernel): (usize, usize, usize),
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        // Input sample i feeds output n through tap j = n + p − i·u. With n = q·u + r and
+        // i = q + t − left, the tap is j = r + p + (left − t)·u: `left` is the smallest shift
+        // that keeps t ≥ 0 for every phase, and `taps` covers the largest t any phase uses.
+        let left = (kernel - 1).saturating_sub(padding) / stride;
+        let taps = padding.div_ceil(stride) + left + 1;
+        let mut expanded = vec![0f32; c_out * stride * c_in * taps];
+        for o in 0..c_out {
+            for r in 0..stride {
+                for t in 0..taps {
+                    let Some(j) = (r + padding + left * stride).checked_sub(t * stride) else {
+                        continue;
+                    };
+                    if j >= kernel {
+                        continue;
+                    }
+                    for c in 0..c_in {
+                        expanded[((o * stride + r) * c_in + c) * taps + t] =
+                            weight[(c * c_out + o) * kernel + j];
+                    }
+                }
+            }
+        }
+        let bias = bias
+            .iter()
+            .flat_map(|b| std::iter::repeat_n(*b, stride))
+            .collect();
+        // The output spans ⌈(k − 2p)/u⌉ − 1 positions beyond the input's (none in S3Gen, where
+        // k − 2p = u); the right padding gives the phase convolution those positions.
+        let extra = (kernel.saturating_sub(2 * padding))
+            .div_ceil(stride)
+            .saturating_sub(1);
+        let phases = PackedConv::new(
+            &expanded,
+            bias,
+            (c_out * stride, c_in, taps),
+            1,
+            (left, taps - 1 - left + extra),
+        );
+        Self {
+            phases,
+            c_out,
+            stride,
+            kernel,
+            padding,
+        }
+    }
+
+    pub(crate) fn c_in(&self) -> usize {
+        self.phases.c_in
+    }
+
+    pub(crate) fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    /// torch's output length, or None where the padding swallows it.
+    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
+        let full = len.checked_sub(1)? * self.stride + self.kernel;
+        full.checked_sub(2 * self.padding)
+    }
+
+    /// `x` is (c_in, len) row-major; returns (c_out, out_len).
+    pub(crate) fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+        let out_len = self.out_len(len).unwrap_or(0);
+        let positions = self.phases.out_len(len).unwrap_or(0);
+        let phases = self.phases.forward(x, len, activation, None);
+        let u = self.stride;
+        let mut out = vec![0f32; self.c_out * out_len];
+        if positions == 0 {
+            return out;
+        }
+        out.par_chunks_mut(out_len.max(1))
+            .zip(phases.par_chunks(u * positions))
+            .for_each(|(row, phase_rows)| {
+                for (r, phase) in phase_rows.chunks_exact(positions).enumerate() {
+                    for (q, value) in phase.iter().enumerate() {
+                        if let Some(slot) = row.get_mut(q * u + r) {
+                            *slot = *value;
+                        }
+                    }
+                }
+            });
+        out
+    }
+}
+
+fn activate(activation: PreActivation, channel: usize, src: &[f32], dst: &mut [f32], isa: Isa) {
+    match activation {
+        PreActivation::Identity => dst.copy_from_slice(src),
+        PreActivation::LeakyRelu(slope) => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = if *s > 0.0 { *s } else { *s * slope };
+            }
+        }
+        PreActivation::Snake { alpha, inv_alpha } => {
+            snake(src, dst, alpha[channel], inv_alpha[channel], isa)
+        }
+    }
+}
+
+/// Snake with the vectorised sine where the CPU has FMA, libm's otherwise or for huge arguments.
+fn snake(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32, isa: Isa) {
+    let fast_ok = match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX-512F on this CPU.
+        Isa::Avx512 => unsafe { x86::snake_avx512(src, dst, alpha, inv_alpha) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
+        Isa::Avx2 => unsafe { x86::snake_avx2(src, dst, alpha, inv_alpha) },
+        Isa::Portable => false,
+    };
+    if !fast_ok {
+        for (d, s) in dst.iter_mut().zip(src) {
+            let sin = (s * alpha).sin();
+            *d = s + inv_alpha * (sin * sin);
+        }
+    }
+}
+
+/// Snake through [`sin_fma`]; false when an argument is too large for it (then `dst` is
+/// incomplete and the caller recomputes it).
+#[inline(always)]
+fn snake_fma(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
+    let mut too_large = 0u32;
+    for (d, s) in dst.iter_mut().zip(src) {
+        let arg = s * alpha;
+        too_large |= u32::from(arg.abs() > FAST_SIN_LIMIT);
+        let sin = sin_fma(arg);
+        *d = s + inv_alpha * (sin * sin);
+    }
+    too_large == 0
+}
+
+/// sin(x) for |x| ≤ [`FAST_SIN_LIMIT`] within about 1 ulp, branch-free so that it vectorises:
+/// x = j·π/2 + r with a two-part π/2 and fused multiply-adds (exact for such j), then the
+/// Cephes minimax polynomials for sin and cos on |r| ≤ π/4, chosen and signed by j mod 4.
+/// Only fast where `mul_add` is an instruction, i.e. inside FMA-enabled functions.
+#[inline(always)]
+fn sin_fma(x: f32) -> f32 {
+    const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
+    const PI_2_HI: f32 = std::f32::consts::FRAC_PI_2;
+    const PI_2_LO: f32 = -4.371_139e-8;
+    // Adding 1.5·2^23 rounds to an integer and leaves it in the low mantissa bits.
+    const SHIFTER: f32 = 12_582_912.0;
+    let shifted = x.mul_add(TWO_OVER_PI, SHIFTER);
+    let quadrant = shifted.to_bits();
+    let j = shifted - SHIFTER;
+    let r = j.mul_add(-PI_2_LO, j.mul_add(-PI_2_HI, x));
+    let r2 = r * r;
+    let sin = (r * r2).mul_add(
+        r2.mul_add(r2.mul_add(-1.951_529_6e-4, 8.332_161e-3), -1.666_665_5e-1),
+        r,
+    );
+    let cos = (r2 * r2).mul_add(
+        r2.mul_add(r2.mul_add(2.443_315_7e-5, -1.388_731_6e-3), 4.166_664_6e-2),
+        0.5f32.mul_add(-r2, 1.0),
+    );
+    let value = if quadrant & 1 == 0 { sin } else { cos };
+    f32::from_bits(value.to_bits() ^ ((quadrant & 2) << 30))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Samples per tile.
+    fn tile_width(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::AVX512_TILE,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::AVX2_TILE,
+            Isa::Portable => PORTABLE_TILE,
+        }
+    }
+}
+
+/// A zero-padded, activated input window: `c_in` rows of `stride` samples.
+struct Input<'a> {
+    data: &'a [f32],
+    stride: usize,
+    c_in: usize,
+    taps: usize,
+    dilation: usize,
+}
+
+fn run_block(isa: Isa, input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX-512F on this CPU.
+        Isa::Avx512 => unsafe { x86::block_avx512(input, weights, rows, row_len) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
+        Isa::Avx2 => unsafe { x86::block_avx2(input, weights, rows, row_len) },
+        Isa::Portable => block::<Portable, 4, 2>(input, weights, rows, row_len),
+    }
+}
+
+/// A vector of f32 lanes as the tile kernel uses it.
+trait Lanes: Copy {
+    const WIDTH: usize;
+    /// # Safety
+    /// `p` must be valid for reading `WIDTH` floats, and the vector ISA must be present.
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// `p` must be valid for writing `WIDTH` floats, and the vector ISA must be present.
+    unsafe fn store(self, p: *mut f32);
+    /// # Safety
+    /// The vector ISA must be present.
+    unsafe fn splat(value: f32) -> Self;
+    /// `a·b + c`.
+    /// # Safety
+    /// The vector ISA must be present.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+}
+
+/// Adds one block of 8 output channels into `rows` (8 rows of `row_len`, a multiple of the
+/// tile width, holding the bias and any residual), tile by tile, R rows at a time.
+#[inline(always)]
+fn block<V: Lanes, const R: usize, const NV: usize>(
+    input: &Input,
+    weights: &[f32],
+    rows: &mut [f32],
+    row_len: usize,
+) {
+    let width = NV * V::WIDTH;
+    debug_assert!(row_len.is_multiple_of(width) && rows.len() == BLOCK * row_len);
+    for t0 in (0..row_len).step_by(width) {
+        for r0 in (0..BLOCK).step_by(R) {
+            // SAFETY: rows r0..r0 + R and samples t0..t0 + width lie inside `rows`; the input
+            // window holds row_len + (taps − 1)·dilation samples per channel.
+            unsafe {
+                tile::<V, R, NV>(
+                    input,
+                    weights.as_ptr().add(r0),
+                    t0,
+                    rows.as_mut_ptr().add(r0 * row_len + t0),
+                    row_len,
+                )
+            };
+        }
+    }
+}
+
+/// out[r][s] += Σ_c Σ_t w[c][t][r] · x[c][t0 + s + t·dilation] for R rows and NV vectors of
+/// samples, accumulated in registers.
+///
+/// # Safety
+/// `weights` points at row r0 of a packed block (c_in·taps steps of BLOCK floats); `out` is
+/// valid for R rows of `out_stride` holding at least NV·WIDTH samples; the input holds
+/// t0 + NV·WIDTH + (taps − 1)·dilation samples per row.
+#[inline(always)]
+unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
+    input: &Input,
+    weights: *const f32,
+    t0: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    // SAFETY (whole body): within the bounds the caller guarantees.
+    unsafe {
+        let mut acc = [[V::splat(0.0); NV]; R];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, lane) in row.iter_mut().enumerate() {
+                *lane = V::load(out.add(r * out_stride + v * V::WIDTH));
+            }
+        }
+        let mut w = weights;
+        let base = input.data.as_ptr().add(t0);
+        for c in 0..input.c_in {
+            let channel = base.add(c * input.stride);
+            for t in 0..input.taps {
+                let x = channel.add(t * input.dilation);
+                let mut xs = [V::splat(0.0); NV];
+                for (v, lane) in xs.iter_mut().enumerate() {
+                    *lane = V::load(x.add(v * V::WIDTH));
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let weight = V::splat(*w.add(r));
+                    for (lane, xv) in row.iter_mut().zip(&xs) {
+                        *lane = V::mul_add(weight, *xv, *lane);
+                    }
+                }
+                w = w.add(BLOCK);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, lane) in row.iter().enumerate() {
+                lane.store(out.add(r * out_stride + v * V::WIDTH));
+            }
+        }
+    }
+}
+
+const PORTABLE_TILE: usize = 2 * 8;
+
+/// Eight lanes in plain Rust, for CPUs without AVX2; the compiler vectorises what it can.
+#[derive(Clone, Copy)]
+struct Portable([f32; 8]);
+
+impl Lanes for Portable {
+    const WIDTH: usize = 8;
+
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable floats.
+        Self(unsafe { std::ptr::read_unaligned(p.cast::<[f32; 8]>()) })
+    }
+
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable floats.
+        unsafe { std::ptr::write_unaligned(p.cast::<[f32; 8]>(), self.0) }
+    }
+
+    unsafe fn splat(value: f32) -> Self {
+        Self([value; 8])
+    }
+
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        let mut out = c.0;
+        for ((o, x), y) in out.iter_mut().zip(a.0).zip(b.0) {
+            *o += x * y;
+        }
+        Self(out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m256, __m512, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps,
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
+    };
+
+    use super::{Input, Lanes, block, snake_fma};
+
+    /// 8 rows × 3 vectors: 24 of the 32 registers accumulate.
+    pub(super) const AVX512_TILE: usize = 3 * 16;
+    /// 4 rows × 3 vectors: 12 of the 16 registers accumulate.
+    pub(super) const AVX2_TILE: usize = 3 * 8;
+
+    #[derive(Clone, Copy)]
+    struct Avx512(__m512);
+
+    impl Lanes for Avx512 {
+        const WIDTH: usize = 16;
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller guarantees 16 readable floats and AVX-512F.
+            Self(unsafe { _mm512_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller guarantees 16 writable floats and AVX-512F.
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Self(unsafe { _mm512_set1_ps(value) })
+        }
+
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Self(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Avx2(__m256);
+
+    impl Lanes for Avx2 {
+        const WIDTH: usize = 8;
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller guarantees 8 readable floats and AVX.
+            Self(unsafe { _mm256_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: the caller guarantees 8 writable floats and AVX.
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> Self {
+            // SAFETY: the caller guarantees AVX.
+            Self(unsafe { _mm256_set1_ps(value) })
+        }
+
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the caller guarantees FMA.
+            Self(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn block_avx512(input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
+        block::<Avx512, 8, 3>(input, weights, rows, row_len)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn block_avx2(input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
+        block::<Avx2, 4, 3>(input, weights, rows, row_len)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn snake_avx512(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
+        snake_fma(src, dst, alpha, inv_alpha)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn snake_avx2(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
+        snake_fma(src, dst, alpha, inv_alpha)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(count: usize, salt: usize) -> Vec<f32> {
+        (0..count)
+            .map(|i| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect()
+    }
+
+    /// Direct evaluation of torch's Conv1d (zero padding) in f64.
+    fn conv_reference(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        (c_out, c_in, taps): (usize, usize, usize),
+        len: usize,
+        dilation: usize,
+        (pad_left, pad_right): (usize, usize),
+    ) -> Vec<f32> {
+        let out_len = len + pad_left + pad_right - dilation * (taps - 1);
+        let mut out = vec![0f32; c_out * out_len];
+        for o in 0..c_out {
+            for n in 0..out_len {
+                let mut sum = f64::from(b[o]);
+                for c in 0..c_in {
+                    for t in 0..taps {
+                        let Some(i) = (n + t * dilation).checked_sub(pad_left) else {
+                            continue;
+                        };
+                        if i < len {
+                            sum +=
+                                f64::from(w[(o * c_in + c) * taps + t]) * f64::from(x[c * len + i]);
+                        }
+                    }
+                }
+                out[o * out_len + n] = sum as f32;
+            }
+        }
+        out
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Every kernel this CPU can run, the portable one included.
+    fn isas() -> Vec<Isa> {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                isas.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+        }
+        isas
+    }
+
+    #[test]
+    fn convolution_matches_direct_evaluation_on_every_isa() {
+        for (c_out, c_in, taps, dilation, pads, len) in [
+            (16, 5, 7, 3, (9, 9), 100),
+            (18, 8, 3, 1, (1, 1), 47),
+            (8, 3, 1, 1, (0, 0), 5),
+            (5, 4, 11, 5, (25, 25), 3),
+            (9, 2000, 3, 1, (1, 1), 300),
+            (3, 2, 3, 2, (0, 4), 9),
+        ] {
+            let x = values(c_in * len, 1);
+            let w = values(c_out * c_in * taps, 2);
+            let b = values(c_out, 3);
+            let conv = PackedConv::new(&w, b.clone(), (c_out, c_in, taps), dilation, pads);
+            let want = conv_reference(&x, &w, &b, (c_out, c_in, taps), len, dilation, pads);
+            // f32 sums of up to 6000 terms against f64 ones.
+            let tolerance = 1e-5 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for isa in isas() {
+                let got = conv.forward_on(isa, &x, len, PreActivation::Identity, None);
+                let diff = max_diff(&got, &want);
+                assert!(diff < tolerance, "{isa:?} {c_out}x{c_in}x{taps}: {diff}");
+            }
+        }
+    }
+
+    #[test]
+    fn activations_and_residual_apply_before_and_after() {
+        let (c_out, c_in, taps, len) = (9, 3, 3, 30);
+        let x = values(c_in * len, 4);
+        let w = values(c_out * c_in * taps, 5);
+        let b = values(c_out, 6);
+        let residual = values(c_out * len, 7);
+        let alpha = [0.8f32, 1.0, 1.2];
+        let inv_alpha: Vec<f32> = alpha.iter().map(|a| 1.0 / (a + 1e-9)).collect();
+        let conv = PackedConv::new(&w, b.clone(), (c_out, c_in, taps), 1, (1, 1));
+        let snake = PreActivation::Snake {
+            alpha: &alpha,
+            inv_alpha: &inv_alpha,
+        };
+        let snaked: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let a = alpha[i / len];
+                v + (1.0 / (a + 1e-9)) * (v * a).sin().powi(2)
+            })
+            .collect();
+        let mut want = conv_reference(&snaked, &w, &b, (c_out, c_in, taps), len, 1, (1, 1));
+        for (y, r) in want.iter_mut().zip(&residual) {
+            *y += r;
+        }
+        let got = conv.forward(&x, len, snake, Some(&residual));
+        assert!(max_diff(&got, &want) < 1e-5);
+
+        let leaky: Vec<f32> = x
+            .iter()
+            .map(|v| if *v > 0.0 { *v } else { 0.1 * v })
+            .collect();
+        let want = conv_reference(&leaky, &w, &b, (c_out, c_in, taps), len, 1, (1, 1));
+        let got = conv.forward(&x, len, PreActivation::LeakyRelu(0.1), None);
+        assert!(max_diff(&got, &want) < 1e-5);
+    }
+
+    /// Direct evaluation of torch's ConvTranspose1d in f64.
+    fn transposed_reference(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        (c_in, c_out, kernel): (usize, usize, usize),
+        len: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Vec<f32> {
+        let out_len = (len - 1) * stride + kernel - 2 * padding;
+        let mut out: Vec<f64> = (0..c_out * out_len)
+            .map(|i| f64::from(b[i / out_len]))
+            .collect();
+        for c in 0..c_in {
+            for o in 0..c_out {
+                for i in 0..len {
+                    for j in 0..kernel {
+                        let Some(n) = (i * stride + j).checked_sub(padding) else {
+                            continue;
+                        };
+                        if n < out_len {
+                            out[o * out_len + n] += f64::from(w[(c * c_out + o) * kernel + j])
+                                * f64::from(x[c * len + i]);
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn transposed_convolution_matches_direct_evaluation() {
+        for (c_in, c_out, kernel, stride, padding, len) in [
+            (6, 4, 16, 8, 4, 9),
+            (5, 3, 11, 5, 3, 7),
+            (4, 8, 7, 3, 2, 13),
+            (3, 2, 5, 2, 0, 4),
+            (3, 2, 4, 2, 3, 6),
+        ] {
+            let x = values(c_in * len, 8);
+            let w = values(c_in * c_out * kernel, 9);
+            let b = values(c_out, 10);
+            let conv = PackedTransposedConv::new(&w, &b, (c_in, c_out, kernel), stride, padding);
+            let want =
+                transposed_reference(&x, &w, &b, (c_in, c_out, kernel), len, stride, padding);
+            let got = conv.forward(&x, len, PreActivation::Identity);
+            assert!(
+                max_diff(&got, &want) < 1e-5,
+                "k{kernel} s{stride} p{padding}: {}",
+                max_diff(&got, &want)
+            );
+        }
+    }
+
+    /// `sin_fma` is exact code wherever it runs (`mul_add` is always fused), so the test calls it
+    /// directly; only its speed needs FMA. Errors count in ulps of max(|sin x|, 2⁻¹⁰): near the
+    /// zeros of sin at large x, the two-part π/2 leaves ~1e-11 absolute, far below Snake's x term.
+    #[test]
+    fn fast_sine_is_within_two_ulp_of_libm() {
+        let ulps = |x: f32| {
+            let want = f64::from(x).sin();
+            let magnitude = (want.abs() as f32).max(1.0 / 1024.0);
+            (f64::from(sin_fma(x)) - want).abs() / f64::from(magnitude.next_up() - magnitude)
+        };
+        let grid = (-300_000..300_000).map(|i| i as f32 * 0.0273);
+        let edges = [FAST_SIN_LIMIT, -FAST_SIN_LIMIT, 0.785, 2.356];
+        let worst = grid.chain(edges).map(ulps).fold(0.0, f64::max);
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        for tiny in [1e-30f32, -1e-5, 3e-4] {
+            assert_eq!(sin_fma(tiny), tiny);
+        }
+    }
+
+    #[test]
+    fn snake_falls_back_to_libm_for_huge_arguments() {
+        let x = [1.0f32, FAST_SIN_LIMIT * 3.0, -2.0];
+        let mut out = [0f32; 3];
+        snake(&x, &mut out, 1.0, 1.0, Isa::detect());
+        for (v, got) in x.iter().zip(out) {
+            assert_eq!(got, v + v.sin() * v.sin());
+        }
+    }
+}
