@@ -1,16 +1,23 @@
 # CPU image of the worker. The CUDA build (candle's `cuda` feature, nvcc in the build stage, a
-# CUDA runtime base image) arrives with the engine port.
+# CUDA runtime base image) is not in yet.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 RUN cargo build --release --locked --bin chatterbox-worker
 
+# The Perth watermark's weights ship inside the resemble-perth wheel (MIT licence).
+FROM python:3.11-slim AS perth
+RUN pip download --no-deps --no-cache-dir --dest /wheel resemble-perth==1.0.1 \
+    && python -c "import glob, zipfile; zipfile.ZipFile(glob.glob('/wheel/*.whl')[0]).extract('perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar', '/perth')"
+
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/chatterbox-worker /usr/local/bin/chatterbox-worker
+COPY --from=perth /perth/perth/perth_net/pretrained/implicit/perth_net_250000.pth.tar /opt/chatterbox/perth_net_250000.pth.tar
+ENV CHATTERBOX_PERTH_CHECKPOINT=/opt/chatterbox/perth_net_250000.pth.tar
 COPY bootstrap.sh /usr/local/bin/bootstrap.sh
 COPY test_inputs /app/test_inputs
 WORKDIR /app

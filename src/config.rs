@@ -1,6 +1,9 @@
 //! The worker's settings from the environment (every variable is in docs/configuration.md).
 
-use crate::engine::ModelKind;
+use std::path::PathBuf;
+
+use crate::engine::checkpoints::CheckpointSource;
+use crate::engine::{EngineConfig, Variant};
 use crate::storage::s3::S3Settings;
 use crate::storage::volume::VolumePaths;
 
@@ -8,6 +11,11 @@ pub const MODEL_VAR: &str = "CHATTERBOX_MODEL";
 /// RunPod's own workers read their concurrency from this name.
 pub const CONCURRENCY_VAR: &str = "MAX_CONCURRENCY";
 pub const REFRESH_VAR: &str = "CHATTERBOX_REFRESH_WORKER";
+pub const WATERMARK_VAR: &str = "CHATTERBOX_WATERMARK";
+pub const PERTH_CHECKPOINT_VAR: &str = "CHATTERBOX_PERTH_CHECKPOINT";
+pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
+/// The Perth weights' file name in the resemble-perth package.
+pub const PERTH_CHECKPOINT_FILE: &str = "perth_net_250000.pth.tar";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -15,14 +23,16 @@ pub enum ConfigError {
     Model(String),
     #[error("{CONCURRENCY_VAR} must be a whole number of at least 1, not {0:?}")]
     Concurrency(String),
-    #[error("{REFRESH_VAR} must be true or false, not {0:?}")]
-    Refresh(String),
+    #[error("{0} must be true or false, not {1:?}")]
+    Flag(&'static str, String),
+    #[error("{VOICE_CACHE_VAR} must be a whole number, not {0:?}")]
+    VoiceCache(String),
 }
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub volume: VolumePaths,
-    pub model: ModelKind,
+    pub engine: EngineConfig,
     pub concurrency: usize,
     pub refresh_worker: bool,
     pub s3: Option<S3Settings>,
@@ -37,7 +47,15 @@ impl Settings {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let model = match set(MODEL_VAR) {
             Some(name) => name.parse().map_err(ConfigError::Model)?,
-            None => ModelKind::Turbo,
+            None => Variant::Turbo,
+        };
+        let flag = |name: &'static str, default: bool| match set(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+            Some(v) => Err(ConfigError::Flag(name, v)),
         };
         let concurrency = match set(CONCURRENCY_VAR) {
             Some(v) => v
@@ -48,15 +66,26 @@ impl Settings {
                 .ok_or(ConfigError::Concurrency(v))?,
             None => 1,
         };
-        let refresh_worker = match set(REFRESH_VAR).map(|v| v.trim().to_ascii_lowercase()) {
-            None => false,
-            Some(v) if matches!(v.as_str(), "1" | "true" | "yes") => true,
-            Some(v) if matches!(v.as_str(), "0" | "false" | "no") => false,
-            Some(v) => return Err(ConfigError::Refresh(v)),
+        let refresh_worker = flag(REFRESH_VAR, false)?;
+        let voice_cache = match set(VOICE_CACHE_VAR) {
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::VoiceCache(v))?,
+            None => 16,
+        };
+        let volume = VolumePaths::from_lookup(&var);
+        let engine = EngineConfig {
+            model,
+            checkpoints: CheckpointSource::from_lookup(&var, volume.models()),
+            watermark_checkpoint: Some(
+                set(PERTH_CHECKPOINT_VAR)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| volume.models().join("perth").join(PERTH_CHECKPOINT_FILE)),
+            ),
+            watermark_by_default: flag(WATERMARK_VAR, true)?,
+            voice_cache,
         };
         Ok(Self {
-            volume: VolumePaths::from_lookup(&var),
-            model,
+            volume,
+            engine,
             concurrency,
             refresh_worker,
             s3: S3Settings::from_lookup(&var),
@@ -71,7 +100,8 @@ mod tests {
     #[test]
     fn defaults_are_turbo_and_one_job_at_a_time() {
         let settings = Settings::from_lookup(|_| None).unwrap();
-        assert_eq!(settings.model, ModelKind::Turbo);
+        assert_eq!(settings.engine.model, Variant::Turbo);
+        assert!(settings.engine.watermark_by_default);
         assert_eq!(settings.concurrency, 1);
         assert!(!settings.refresh_worker);
         assert!(settings.s3.is_none());
@@ -86,6 +116,8 @@ mod tests {
         assert!(error.to_string().contains(CONCURRENCY_VAR));
         let error = Settings::from_lookup(with(MODEL_VAR, "tts-9")).unwrap_err();
         assert!(error.to_string().contains(MODEL_VAR));
+        let error = Settings::from_lookup(with(WATERMARK_VAR, "maybe")).unwrap_err();
+        assert!(error.to_string().contains(WATERMARK_VAR));
         assert_eq!(
             Settings::from_lookup(with(CONCURRENCY_VAR, "4"))
                 .unwrap()

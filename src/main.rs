@@ -50,11 +50,14 @@ async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(Settings::from_env().context("invalid configuration")?);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        model = %settings.model,
+        model = %settings.engine.model,
         volume = %settings.volume.root().display(),
         "--- Starting Serverless Worker ---"
     );
-    let handlers = Arc::new(Handlers::new(settings.clone(), Engine::new(settings.model)));
+    let handlers = Arc::new(Handlers::new(
+        settings.clone(),
+        Engine::new(settings.engine.clone()),
+    ));
     match mode {
         Mode::Local(test_input) => {
             let (body, succeeded) = local::run(handlers, test_input.as_deref()).await;

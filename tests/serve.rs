@@ -43,7 +43,7 @@ impl Api {
             (name == "CHATTERBOX_VOLUME").then(|| dir.display().to_string())
         })
         .unwrap();
-        let engine = Engine::new(settings.model);
+        let engine = Engine::new(settings.engine.clone());
         Self::start(Handlers::new(Arc::new(settings), engine), 1).await
     }
 

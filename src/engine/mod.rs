@@ -1,56 +1,21 @@
-//! The Chatterbox engine: which model is configured and where its loading stands. The model
-//! itself, its thread and its caches arrive with the engine port; until then the engine is never
-//! loaded.
+//! The Chatterbox engine: one model thread that owns the device, the weights and the voice
+//! caches, loaded lazily on the first request that needs it. Async code talks to it through a
+//! channel and awaits a reply, so the runtime never blocks on the model.
 
 pub mod checkpoints;
+mod model_thread;
+mod voice_cache;
 
-use std::fmt;
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
+use tokio::sync::oneshot;
 
-/// The Chatterbox variant a worker serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// ResembleAI/chatterbox-turbo: GPT-2 backbone, 2-step flow; the default.
-    Turbo,
-    /// ResembleAI/chatterbox: the English Llama backbone.
-    English,
-    /// The 23-language checkpoint.
-    Multilingual,
-}
-
-impl ModelKind {
-    pub const NAMES: &'static str = "turbo, english (or standard), multilingual";
-}
-
-impl FromStr for ModelKind {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "turbo" | "chatterbox-turbo" => Ok(Self::Turbo),
-            "english" | "standard" | "chatterbox" => Ok(Self::English),
-            "multilingual" | "mtl" | "chatterbox-multilingual" => Ok(Self::Multilingual),
-            other => Err(format!(
-                "unknown Chatterbox model {other:?}; expected one of: {}",
-                Self::NAMES
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Self::Turbo => "turbo",
-            Self::English => "english",
-            Self::Multilingual => "multilingual",
-        };
-        f.write_str(name)
-    }
-}
+use crate::audio::wav::Clip;
+use crate::model::t3::t3::GenerateOptions;
+pub use crate::model::tts::Variant;
+use checkpoints::CheckpointSource;
 
 /// Where the engine's lazy load stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,40 +27,142 @@ pub enum EngineState {
     Failed(String),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Something in the request: the message is for the caller.
+    #[error("{0}")]
+    Input(String),
+    /// The model could not be loaded; the message says why (missing files, no network).
+    #[error("the model is not available: {0}")]
+    Unavailable(String),
+    /// A failure inside the model; details are logged, not returned.
+    #[error("speech generation failed")]
+    Internal,
+}
+
 #[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model: Variant,
+    pub checkpoints: CheckpointSource,
+    /// The Perth watermark's weights, when the deployment has them.
+    pub watermark_checkpoint: Option<PathBuf>,
+    /// Whether outputs are watermarked unless a request says otherwise.
+    pub watermark_by_default: bool,
+    /// Voices (reference clips) whose conditioning is kept.
+    pub voice_cache: usize,
+}
+
+/// The voice to speak in.
+#[derive(Debug, Clone)]
+pub enum Voice {
+    /// The checkpoint's `conds.pt`.
+    Builtin,
+    /// A reference clip.
+    Clip(Arc<Clip>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SpeechRequest {
+    pub text: String,
+    pub voice: Voice,
+    pub options: GenerateOptions,
+    pub exaggeration: Option<f32>,
+    pub language: Option<String>,
+    pub seed: u64,
+    /// Turbo's −27 LUFS normalisation of the reference clip.
+    pub norm_loudness: bool,
+    /// `None` follows the deployment's default.
+    pub watermark: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConversionRequest {
+    pub source: Arc<Clip>,
+    pub target: Voice,
+    pub seed: u64,
+    pub watermark: Option<bool>,
+}
+
+/// 24 kHz mono output and whether it carries the watermark.
+#[derive(Debug, Clone)]
+pub struct Speech {
+    pub clip: Clip,
+    pub watermarked: bool,
+}
+
+enum Command {
+    Speak(SpeechRequest, oneshot::Sender<Result<Speech, EngineError>>),
+    Convert(
+        ConversionRequest,
+        oneshot::Sender<Result<Speech, EngineError>>,
+    ),
+}
+
+#[derive(Clone)]
 pub struct Engine {
-    model: ModelKind,
+    model: Variant,
+    state: Arc<Mutex<EngineState>>,
+    commands: std::sync::mpsc::Sender<Command>,
 }
 
 impl Engine {
-    pub fn new(model: ModelKind) -> Self {
-        Self { model }
+    /// Starts the model thread; nothing is loaded until a request needs it.
+    pub fn new(config: EngineConfig) -> Self {
+        let state = Arc::new(Mutex::new(EngineState::NotLoaded));
+        let (commands, receiver) = std::sync::mpsc::channel();
+        let model = config.model;
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let thread_state = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("chatterbox-model".into())
+            .spawn(move || model_thread::run(config, thread_state, receiver, runtime))
+            .map(drop)
+            .unwrap_or_else(|e| tracing::error!("cannot start the model thread: {e}"));
+        Self {
+            model,
+            state,
+            commands,
+        }
     }
 
-    pub fn model(&self) -> ModelKind {
+    pub fn model(&self) -> Variant {
         self.model
     }
 
     pub fn state(&self) -> EngineState {
-        EngineState::NotLoaded
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub async fn speak(&self, request: SpeechRequest) -> Result<Speech, EngineError> {
+        self.call(|reply| Command::Speak(request, reply)).await
+    }
+
+    pub async fn convert(&self, request: ConversionRequest) -> Result<Speech, EngineError> {
+        self.call(|reply| Command::Convert(request, reply)).await
+    }
+
+    async fn call(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<Speech, EngineError>>) -> Command,
+    ) -> Result<Speech, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(command(reply)).is_err() {
+            tracing::error!("the model thread has stopped");
+            return Err(EngineError::Internal);
+        }
+        answer.await.unwrap_or_else(|_| {
+            tracing::error!("the model thread dropped a request");
+            Err(EngineError::Internal)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn model_names_and_aliases_parse() {
-        assert_eq!("Turbo".parse::<ModelKind>(), Ok(ModelKind::Turbo));
-        assert_eq!("standard".parse::<ModelKind>(), Ok(ModelKind::English));
-        assert_eq!("mtl".parse::<ModelKind>(), Ok(ModelKind::Multilingual));
-        let error = "tts-1".parse::<ModelKind>().unwrap_err();
-        assert!(
-            error.contains("turbo") && error.contains("tts-1"),
-            "{error}"
-        );
-    }
 
     #[test]
     fn states_serialise_for_the_info_job() {

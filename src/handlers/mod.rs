@@ -5,6 +5,7 @@ pub mod custom;
 pub mod error;
 pub mod openai;
 pub mod route;
+pub mod speech;
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ impl JobHandler for Handlers {
             Route::OpenAiSpeech(body) => (Api::OpenAi, openai::speech(body)),
             Route::Custom(input) => (
                 Api::Custom,
-                custom::handle(input, &job, &self.settings, &self.engine),
+                custom::handle(input, &job, &self.settings, &self.engine).await,
             ),
             Route::NotAnObject => (
                 Api::Custom,

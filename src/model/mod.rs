@@ -4,6 +4,7 @@
 //! Candle only: no async, HTTP or storage here. Randomness is always an argument.
 
 pub mod dsp;
+pub mod mtl_tts;
 pub mod noise;
 pub mod perth;
 pub mod random_weights;
@@ -11,5 +12,8 @@ pub mod s3gen;
 pub mod s3tokenizer;
 pub mod t3;
 pub mod tokenizers;
+pub mod tts;
+pub mod tts_turbo;
+pub mod vc;
 pub mod voice_encoder;
 pub mod weights;

@@ -1,4 +1,5 @@
 //! Everything that reads or writes outside the process: the network volume and S3.
 
+pub mod inputs;
 pub mod s3;
 pub mod volume;

@@ -1,0 +1,230 @@
+//! The custom handler's `tts` and `vc` tasks: the seeds' parameter set validated against the
+//! configured model, the engine called, the audio returned as base64 WAV.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::error::JobError;
+use crate::audio::wav::{self, Clip, SampleFormat};
+use crate::config::Settings;
+use crate::engine::{
+    ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
+};
+use crate::storage::inputs::{self, InputError};
+
+/// Longer texts belong in several jobs (or, later, chunking): T3 speaks about 40 s at most.
+pub const MAX_TEXT_CHARS: usize = 3000;
+
+/// A job's fields, with typed and range-checked reads that name the field at fault.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn number(&self, key: &'static str, range: (f64, f64)) -> Result<Option<f64>, JobError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if v >= range.0 && v <= range.1 => Ok(Some(v)),
+                _ => Err(JobError::invalid(
+                    format!("{key} must be between {} and {}", range.0, range.1),
+                    key,
+                )),
+            },
+            Some(_) => Err(JobError::invalid(format!("{key} must be a number"), key)),
+        }
+    }
+
+    fn integer(&self, key: &'static str, max: u64) -> Result<Option<u64>, JobError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().filter(|v| *v <= max).map(Some).ok_or_else(|| {
+                JobError::invalid(format!("{key} must be a whole number from 0 to {max}"), key)
+            }),
+            Some(_) => Err(JobError::invalid(
+                format!("{key} must be a whole number"),
+                key,
+            )),
+        }
+    }
+
+    fn boolean(&self, key: &'static str) -> Result<Option<bool>, JobError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(JobError::invalid(
+                format!("{key} must be true or false"),
+                key,
+            )),
+        }
+    }
+
+    fn string(&self, key: &'static str) -> Result<Option<&'a str>, JobError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(JobError::invalid(format!("{key} must be a string"), key)),
+        }
+    }
+}
+
+/// Audio named by `{key}` (a file under audio_prompts/) or `{key}_base64` (inline WAV).
+async fn audio_input(
+    fields: &Fields<'_>,
+    key: &'static str,
+    base64_key: &'static str,
+    settings: &Settings,
+) -> Result<Option<Arc<Clip>>, JobError> {
+    let bytes = match (fields.string(key)?, fields.string(base64_key)?) {
+        (Some(_), Some(_)) => {
+            return Err(JobError::invalid(
+                format!("send either {key} or {base64_key}, not both"),
+                key,
+            ));
+        }
+        (Some(name), None) => inputs::read_file(&settings.volume.audio_prompts(), name)
+            .await
+            .map_err(|e| match e {
+                InputError::NotFound(_) => JobError::not_found(e.to_string(), key),
+                other => JobError::invalid(other.to_string(), key),
+            })?,
+        (None, Some(text)) => {
+            inputs::decode_base64(text).map_err(|e| JobError::invalid(e.to_string(), base64_key))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let clip = wav::decode(&bytes)
+        .map_err(|e| JobError::invalid(format!("{key}: {e} (WAV is supported)"), key))?;
+    if clip.samples.is_empty() {
+        return Err(JobError::invalid(format!("{key}: the audio is empty"), key));
+    }
+    Ok(Some(Arc::new(clip)))
+}
+
+fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
+    Ok(fields.integer("seed", u64::MAX)?.unwrap_or_else(rand_seed))
+}
+
+/// A fresh seed per job when none is given; it is returned so the audio can be reproduced.
+/// 53 bits, so JSON clients that read numbers as doubles keep it exact.
+fn rand_seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 11
+}
+
+fn engine_error(error: EngineError) -> JobError {
+    match error {
+        EngineError::Input(message) => JobError::invalid(message, None),
+        EngineError::Unavailable(message) => JobError::Unavailable(message),
+        EngineError::Internal => JobError::Internal(anyhow::anyhow!("speech generation failed")),
+    }
+}
+
+fn output(speech: Speech, seed: u64, engine: &Engine) -> Value {
+    let bytes = wav::encode(
+        &speech.clip.samples,
+        speech.clip.sample_rate,
+        SampleFormat::Pcm16,
+    );
+    json!({
+        "status": "success",
+        "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "format": "wav",
+        "sample_rate": speech.clip.sample_rate,
+        "duration_sec": (speech.clip.duration_seconds() * 1000.0).round() / 1000.0,
+        "seed": seed,
+        "model": engine.model(),
+        "watermarked": speech.watermarked,
+    })
+}
+
+pub async fn tts(
+    input: &Map<String, Value>,
+    settings: &Settings,
+    engine: &Engine,
+) -> Result<Value, JobError> {
+    let fields = Fields(input);
+    let text = fields
+        .string("text")?
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| JobError::invalid("text is required and must not be empty", "text"))?;
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(JobError::invalid(
+            format!("text is longer than {MAX_TEXT_CHARS} characters; split it into several jobs"),
+            "text",
+        ));
+    }
+    let variant = engine.model();
+    let mut options = variant.default_options();
+    let sampling = &mut options.sampling;
+    if let Some(v) = fields.number("temperature", (0.0, 5.0))? {
+        sampling.temperature = v as f32;
+    }
+    if let Some(v) = fields.number("top_p", (0.0, 1.0))? {
+        sampling.top_p = v as f32;
+    }
+    if let Some(v) = fields.number("min_p", (0.0, 1.0))? {
+        sampling.min_p = v as f32;
+    }
+    if let Some(v) = fields.number("repetition_penalty", (1.0, 10.0))? {
+        sampling.repetition_penalty = v as f32;
+    }
+    if let Some(v) = fields.integer("top_k", 10_000)? {
+        sampling.top_k = v as usize;
+    }
+    if let Some(v) = fields.number("cfg_weight", (0.0, 5.0))? {
+        options.cfg_weight = v as f32;
+    }
+    let max_tokens = options.max_new_tokens as u64;
+    if let Some(v) = fields.integer("max_new_tokens", max_tokens)? {
+        options.max_new_tokens = (v as usize).max(1);
+    }
+    let language = fields.string("language")?.map(str::to_string);
+    if language.is_some() && variant != Variant::Multilingual {
+        return Err(JobError::invalid(
+            format!("language needs the multilingual model; this worker serves {variant}"),
+            "language",
+        ));
+    }
+    let voice = audio_input(&fields, "audio_prompt", "audio_prompt_base64", settings).await?;
+    let seed = seed(&fields)?;
+    let request = SpeechRequest {
+        text: text.to_string(),
+        voice: voice.map_or(Voice::Builtin, Voice::Clip),
+        options,
+        exaggeration: fields.number("exaggeration", (0.0, 2.0))?.map(|v| v as f32),
+        language,
+        seed,
+        norm_loudness: fields.boolean("norm_loudness")?.unwrap_or(true),
+        watermark: fields.boolean("watermark")?,
+    };
+    let speech = engine.speak(request).await.map_err(engine_error)?;
+    Ok(output(speech, seed, engine))
+}
+
+pub async fn vc(
+    input: &Map<String, Value>,
+    settings: &Settings,
+    engine: &Engine,
+) -> Result<Value, JobError> {
+    let fields = Fields(input);
+    let source = audio_input(&fields, "input_audio", "input_audio_base64", settings)
+        .await?
+        .ok_or_else(|| {
+            JobError::invalid(
+                "vc needs the audio to convert: input_audio (a file in audio_prompts/) or \
+                 input_audio_base64",
+                "input_audio",
+            )
+        })?;
+    let target = audio_input(&fields, "audio_prompt", "audio_prompt_base64", settings).await?;
+    let seed = seed(&fields)?;
+    let request = ConversionRequest {
+        source,
+        target: target.map_or(Voice::Builtin, Voice::Clip),
+        seed,
+        watermark: fields.boolean("watermark")?,
+    };
+    let speech = engine.convert(request).await.map_err(engine_error)?;
+    Ok(output(speech, seed, engine))
+}

@@ -1,0 +1,203 @@
+"""Writes the tiny random checkpoints committed under tests/fixtures/checkpoints/tiny: the real
+Hugging Face file names and state_dict keys (ResembleAI/chatterbox-turbo and
+ResembleAI/chatterbox), reduced sizes, seeded weights stored in float16, and a conds.pt made by
+the reference's own prepare_conditionals on real speech. The reductions the code cannot infer
+from the weights are recorded in chatterbox-worker.json, which the worker reads next to them.
+
+    python tools/parity/tiny_checkpoint.py          # -> tests/fixtures/checkpoints/tiny
+
+They exist so the whole pipeline (text -> WAV, voice conversion) runs in CI and from the CLI
+without downloads. They produce noise-like audio: parity is checked elsewhere."""
+
+import functools
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import chatterbox.models.s3gen.transformer.upsample_encoder as upsample_encoder  # noqa: E402
+from chatterbox.models.s3gen.configs import CFM_PARAMS  # noqa: E402
+from chatterbox.models.s3gen.decoder import ConditionalDecoder  # noqa: E402
+from chatterbox.models.s3gen.f0_predictor import ConvRNNF0Predictor  # noqa: E402
+from chatterbox.models.s3gen.flow import CausalMaskedDiffWithXvec  # noqa: E402
+from chatterbox.models.s3gen.flow_matching import CausalConditionalCFM  # noqa: E402
+from chatterbox.models.s3gen.hifigan import HiFTGenerator  # noqa: E402
+from chatterbox.models.s3gen.s3gen import S3Token2Wav  # noqa: E402
+from chatterbox.models.s3gen.utils.mel import mel_spectrogram  # noqa: E402
+from chatterbox.models.s3gen.xvector import CAMPPlus  # noqa: E402
+from chatterbox.models.s3tokenizer import S3Tokenizer  # noqa: E402
+from chatterbox.models.voice_encoder import VoiceEncoder  # noqa: E402
+from chatterbox.models.voice_encoder.config import VoiceEncConfig  # noqa: E402
+from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS  # noqa: E402
+from chatterbox.tts import ChatterboxTTS  # noqa: E402
+from chatterbox.tts_turbo import ChatterboxTurboTTS  # noqa: E402
+from s3tokenizer.model_v2 import ModelConfig  # noqa: E402
+
+from cases import t3 as t3_case  # noqa: E402
+from common import seed_module, speech  # noqa: E402
+
+OUT = ROOT / "tests" / "fixtures" / "checkpoints" / "tiny"
+TOKENIZERS = ROOT / "tests" / "fixtures" / "tokenizers"
+
+LLAMA_CONFIGS["tiny_llama_32"] = dict(t3_case.TINY_LLAMA, hidden_size=32, intermediate_size=64,
+                                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                                       head_dim=8)
+LLAMA_CONFIGS["tiny_gpt2_16"] = dict(t3_case.TINY_GPT2, n_embd=16, hidden_size=16, n_layer=2, n_head=2)
+
+WIDTH = 64
+TOKENIZER = dict(n_mels=128, n_audio_state=128, n_audio_head=2, n_audio_layer=1)
+CAMPPLUS = dict(embedding_size=192, growth_rate=8, bn_size=2, init_channels=32)
+ENCODER = dict(input_size=WIDTH, output_size=WIDTH, attention_heads=2, linear_units=128, num_blocks=1,
+               num_up_blocks=1)
+HIFT = dict(base_channels=16, f0_channels=16)
+
+
+def estimator_config(meanflow: bool) -> dict:
+    return {"in_channels": 320, "out_channels": 80, "channels": 32, "attention_head_dim": 16,
+            "n_blocks": 1, "num_mid_blocks": 1, "num_heads": 2, "meanflow": meanflow}
+
+
+def build_s3gen(meanflow: bool, seed: int) -> S3Token2Wav:
+    """An S3Token2Wav whose parts are reduced but keep their attribute names, so state_dict()
+    has the real key layout."""
+    model = S3Token2Wav.__new__(S3Token2Wav)
+    torch.nn.Module.__init__(model)
+    model.tokenizer = S3Tokenizer("speech_tokenizer_v2_25hz", ModelConfig(**TOKENIZER))
+    model.mel_extractor = mel_spectrogram
+    model.speaker_encoder = CAMPPlus(memory_efficient=False, **CAMPPLUS)
+    model.meanflow = meanflow
+    # The reference hard-codes 512 channels in these two layers.
+    originals = upsample_encoder.PreLookaheadLayer, upsample_encoder.Upsample1D
+    upsample_encoder.PreLookaheadLayer = functools.partial(originals[0], channels=WIDTH)
+    upsample_encoder.Upsample1D = functools.partial(originals[1], channels=WIDTH, out_channels=WIDTH)
+    try:
+        encoder = upsample_encoder.UpsampleConformerEncoder(
+            output_size=WIDTH, attention_heads=ENCODER["attention_heads"],
+            linear_units=ENCODER["linear_units"], num_blocks=ENCODER["num_blocks"], dropout_rate=0.0,
+            positional_dropout_rate=0.0, attention_dropout_rate=0.0, normalize_before=True,
+            input_layer="linear", pos_enc_layer_type="rel_pos_espnet", selfattention_layer_type="rel_selfattn",
+            input_size=WIDTH, use_cnn_module=False, macaron_style=False)
+    finally:
+        upsample_encoder.PreLookaheadLayer, upsample_encoder.Upsample1D = originals
+    encoder.up_encoders = encoder.up_encoders[:ENCODER["num_up_blocks"]]
+    est = estimator_config(meanflow)
+    estimator = ConditionalDecoder(
+        in_channels=est["in_channels"], out_channels=est["out_channels"], causal=True,
+        channels=[est["channels"]], dropout=0.0, attention_head_dim=est["attention_head_dim"],
+        n_blocks=est["n_blocks"], num_mid_blocks=est["num_mid_blocks"], num_heads=est["num_heads"],
+        act_fn="gelu", meanflow=meanflow)
+    decoder = CausalConditionalCFM(spk_emb_dim=80, cfm_params=CFM_PARAMS, estimator=estimator)
+    model.flow = CausalMaskedDiffWithXvec(input_size=WIDTH, encoder=encoder, decoder=decoder)
+    model.mel2wav = HiFTGenerator(
+        sampling_rate=24000, base_channels=HIFT["base_channels"], upsample_rates=[8, 5, 3],
+        upsample_kernel_sizes=[16, 11, 7], source_resblock_kernel_sizes=[7, 7, 11],
+        source_resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+        f0_predictor=ConvRNNF0Predictor(cond_channels=HIFT["f0_channels"]))
+    n_trim = 24000 // 50
+    trim_fade = torch.zeros(2 * n_trim)
+    trim_fade[n_trim:] = (torch.cos(torch.linspace(torch.pi, 0, n_trim)) + 1) / 2
+    model.register_buffer("trim_fade", trim_fade, persistent=False)
+    model.resamplers = {}
+    model.estimator_dtype = "fp32"
+    model.eval()
+    seed_module(model, seed, skip=("tokenizer._mel_filters", "tokenizer.window"))
+    return model
+
+
+def s3gen_rust_config(meanflow: bool) -> dict:
+    est = estimator_config(meanflow)
+    return {
+        "tokenizer": {k: TOKENIZER[k] for k in ("n_mels", "n_audio_state", "n_audio_head", "n_audio_layer")},
+        "speaker_encoder": CAMPPLUS,
+        "flow": {"input_size": WIDTH, "output_size": 80, "spk_embed_dim": 192, "vocab_size": 6561,
+                 "token_mel_ratio": 2, "encoder": ENCODER, "decoder": est},
+        "hift": hift_rust_config(),
+        "n_cfm_timesteps": 2 if meanflow else 10,
+    }
+
+
+def hift_rust_config() -> dict:
+    raise NotImplementedError("filled in once the Rust HiFTConfig exists")
+
+
+def ve_config() -> VoiceEncConfig:
+    hp = VoiceEncConfig()
+    hp.ve_hidden_size = 32
+    return hp
+
+
+def ve_rust_config(hp: VoiceEncConfig) -> dict:
+    return {k: getattr(hp, k) for k in ("num_mels", "sample_rate", "speaker_embed_size", "ve_hidden_size",
+                                        "n_fft", "hop_size", "win_size", "fmin", "fmax", "ve_partial_frames",
+                                        "ve_final_relu")}
+
+
+def save(module: torch.nn.Module, path: Path, skip=()):
+    state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in module.state_dict().items() if k not in skip}
+    save_file(state, str(path))
+    print(f"  {path.relative_to(ROOT)}: {path.stat().st_size / 1e6:.2f} MB")
+
+
+def as_stored(module: torch.nn.Module):
+    """The module with its weights rounded to float16 and back, as the worker will read them, so
+    conds.pt is what these weights compute."""
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    return module
+
+
+def write(out: Path, variant: str, backbone: str, seed: int, tts_class, reference_seconds: float):
+    out.mkdir(parents=True, exist_ok=True)
+    hp, t3, _ = t3_case.build(variant, backbone, seed)
+    ve_hp = ve_config()
+    ve = VoiceEncoder(ve_hp).eval()
+    seed_module(ve, seed + 1)
+    meanflow = variant == "turbo"
+    s3gen = build_s3gen(meanflow, seed + 2)
+    for module in (t3, ve, s3gen):
+        as_stored(module)
+    names = {"turbo": ("t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors"),
+             "english": ("t3_cfg.safetensors", "s3gen.safetensors")}[variant]
+    save(t3, out / names[0])
+    save(s3gen, out / names[1], skip=("tokenizer._mel_filters", "tokenizer.window"))
+    save(ve, out / "ve.safetensors")
+    if variant == "english":
+        shutil.copy(TOKENIZERS / "en" / "tokenizer.json", out / "tokenizer.json")
+        tokenizer = None
+    else:
+        for name in ("vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json"):
+            shutil.copy(TOKENIZERS / "turbo" / name, out / name)
+        tokenizer = None
+    tts = tts_class(t3, s3gen, ve, tokenizer, "cpu")
+    wav_path = out.parent / f".reference-{variant}.wav"
+    import soundfile
+    soundfile.write(str(wav_path), speech(reference_seconds, 24000), 24000)
+    try:
+        tts.prepare_conditionals(str(wav_path), exaggeration=0.5)
+    finally:
+        wav_path.unlink()
+    tts.conds.save(out / "conds.pt")
+    print(f"  {(out / 'conds.pt').relative_to(ROOT)}: {(out / 'conds.pt').stat().st_size / 1e6:.2f} MB")
+    config = {"t3": t3_case.rust_config(hp), "s3gen": s3gen_rust_config(meanflow), "ve": ve_rust_config(ve_hp)}
+    (out / "chatterbox-worker.json").write_text(json.dumps(config, indent=1) + "\n")
+
+
+def main():
+    torch.manual_seed(0)
+    with torch.no_grad():
+        write(OUT / "chatterbox-turbo", "turbo", "tiny_gpt2_16", 0x7E57, ChatterboxTurboTTS, 6.0)
+        write(OUT / "chatterbox", "english", "tiny_llama_32", 0xE1, ChatterboxTTS, 6.0)
+
+
+if __name__ == "__main__":
+    main()
