@@ -24,6 +24,7 @@ use super::t3::modules::cond_enc::T3Cond;
 use super::t3::modules::t3_config::T3Config;
 use super::t3::t3::{ConditioningPrefix, GenerateOptions, T3};
 use super::tokenizers::{EnTokenizer, MTLTokenizer, TextTokenizer, TokenizerError, TurboTokenizer};
+use super::voice_encoder::voice_encoder::TRAINING_ONLY_KEYS;
 use super::voice_encoder::{VoiceEncConfig, VoiceEncoder};
 use super::weights::{Weights, WeightsError};
 use super::{mtl_tts, tts_turbo};
@@ -320,10 +321,12 @@ impl ChatterboxTTS {
             |vb| T3::load(vb, &t3_config),
         )?;
         let s3gen = load_s3gen(&dir.join(layout.s3gen), &s3gen_config, device, dtype)?;
-        let ve =
-            Weights::from_file(&dir.join(layout.ve))?.build(DType::F32, device, &[], |vb| {
-                VoiceEncoder::load(vb, &ve_config)
-            })?;
+        let ve = Weights::from_file(&dir.join(layout.ve))?.build(
+            DType::F32,
+            device,
+            TRAINING_ONLY_KEYS,
+            |vb| VoiceEncoder::load(vb, &ve_config),
+        )?;
         let builtin = dir.join(BUILTIN_VOICE_FILE);
         let builtin_voice = if builtin.is_file() {
             Some(Conditionals::load(&builtin, device)?)

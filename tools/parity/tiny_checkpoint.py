@@ -9,7 +9,6 @@ from the weights are recorded in chatterbox-worker.json, which the worker reads 
 They exist so the whole pipeline (text -> WAV, voice conversion) runs in CI and from the CLI
 without downloads. They produce noise-like audio: parity is checked elsewhere."""
 
-import functools
 import json
 import shutil
 import sys
@@ -38,7 +37,7 @@ from chatterbox.models.voice_encoder.config import VoiceEncConfig  # noqa: E402
 from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS  # noqa: E402
 from chatterbox.tts import ChatterboxTTS  # noqa: E402
 from chatterbox.tts_turbo import ChatterboxTurboTTS  # noqa: E402
-from s3tokenizer.model_v2 import ModelConfig  # noqa: E402
+from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2  # noqa: E402
 
 from cases import t3 as t3_case  # noqa: E402
 from common import seed_module, speech  # noqa: E402
@@ -64,19 +63,30 @@ def estimator_config(meanflow: bool) -> dict:
             "n_blocks": 1, "num_mid_blocks": 1, "num_heads": 2, "meanflow": meanflow}
 
 
+def reduced_tokenizer() -> S3Tokenizer:
+    """chatterbox's S3Tokenizer passes no config to S3TokenizerV2, so the reduced one is built
+    with the parent's default swapped for the call."""
+    original = S3TokenizerV2.__init__
+    S3TokenizerV2.__init__ = lambda self, name, config=None: original(self, name, ModelConfig(**TOKENIZER))
+    try:
+        return S3Tokenizer("speech_tokenizer_v2_25hz")
+    finally:
+        S3TokenizerV2.__init__ = original
+
+
 def build_s3gen(meanflow: bool, seed: int) -> S3Token2Wav:
     """An S3Token2Wav whose parts are reduced but keep their attribute names, so state_dict()
     has the real key layout."""
     model = S3Token2Wav.__new__(S3Token2Wav)
     torch.nn.Module.__init__(model)
-    model.tokenizer = S3Tokenizer("speech_tokenizer_v2_25hz", ModelConfig(**TOKENIZER))
+    model.tokenizer = reduced_tokenizer()
     model.mel_extractor = mel_spectrogram
     model.speaker_encoder = CAMPPlus(memory_efficient=False, **CAMPPLUS)
     model.meanflow = meanflow
     # The reference hard-codes 512 channels in these two layers.
     originals = upsample_encoder.PreLookaheadLayer, upsample_encoder.Upsample1D
-    upsample_encoder.PreLookaheadLayer = functools.partial(originals[0], channels=WIDTH)
-    upsample_encoder.Upsample1D = functools.partial(originals[1], channels=WIDTH, out_channels=WIDTH)
+    upsample_encoder.PreLookaheadLayer = lambda **kw: originals[0](**dict(kw, channels=WIDTH))
+    upsample_encoder.Upsample1D = lambda **kw: originals[1](**dict(kw, channels=WIDTH, out_channels=WIDTH))
     try:
         encoder = upsample_encoder.UpsampleConformerEncoder(
             output_size=WIDTH, attention_heads=ENCODER["attention_heads"],
@@ -124,7 +134,13 @@ def s3gen_rust_config(meanflow: bool) -> dict:
 
 
 def hift_rust_config() -> dict:
-    raise NotImplementedError("filled in once the Rust HiFTConfig exists")
+    """HiFTConfig (src/model/s3gen/hifigan.rs) for the reduced vocoder."""
+    return {"in_channels": 80, "base_channels": HIFT["base_channels"], "nb_harmonics": 8, "sampling_rate": 24000,
+            "nsf_alpha": 0.1, "nsf_sigma": 0.003, "nsf_voiced_threshold": 10.0, "upsample_rates": [8, 5, 3],
+            "upsample_kernel_sizes": [16, 11, 7], "istft_n_fft": 16, "istft_hop_len": 4,
+            "resblock_kernel_sizes": [3, 7, 11], "resblock_dilation_sizes": [[1, 3, 5]] * 3,
+            "source_resblock_kernel_sizes": [7, 7, 11], "source_resblock_dilation_sizes": [[1, 3, 5]] * 3,
+            "lrelu_slope": 0.1, "audio_limit": 0.99, "f0_predictor_channels": HIFT["f0_channels"]}
 
 
 def ve_config() -> VoiceEncConfig:

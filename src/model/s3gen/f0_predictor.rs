@@ -8,7 +8,6 @@ use candle_nn::{Linear, Module, VarBuilder};
 use super::hifigan::{Activation, WeightNormConv1d};
 
 /// `cond_channels` as S3Gen builds the predictor (the reference's default).
-const COND_CHANNELS: usize = 512;
 const LAYERS: usize = 5;
 const KERNEL: usize = 3;
 
@@ -18,13 +17,13 @@ pub struct ConvRNNF0Predictor {
 }
 
 impl ConvRNNF0Predictor {
-    pub fn load(in_channels: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn load(in_channels: usize, cond_channels: usize, vb: VarBuilder) -> Result<Self> {
         // `condnet` is an nn.Sequential with the ELUs at the odd indices.
         let condnet = (0..LAYERS)
             .map(|i| {
-                let c_in = if i == 0 { in_channels } else { COND_CHANNELS };
+                let c_in = if i == 0 { in_channels } else { cond_channels };
                 WeightNormConv1d::load(
-                    (c_in, COND_CHANNELS, KERNEL),
+                    (c_in, cond_channels, KERNEL),
                     1,
                     KERNEL / 2,
                     vb.pp(format!("condnet.{}", 2 * i)),
@@ -33,7 +32,7 @@ impl ConvRNNF0Predictor {
             .collect::<Result<_>>()?;
         Ok(Self {
             condnet,
-            classifier: candle_nn::linear(COND_CHANNELS, 1, vb.pp("classifier"))?,
+            classifier: candle_nn::linear(cond_channels, 1, vb.pp("classifier"))?,
         })
     }
 

@@ -46,6 +46,13 @@ pub struct HiFTConfig {
     pub source_resblock_dilation_sizes: Vec<Vec<usize>>,
     pub lrelu_slope: f64,
     pub audio_limit: f64,
+    /// `ConvRNNF0Predictor(cond_channels=…)`, 512 in every checkpoint.
+    #[serde(default = "default_f0_channels")]
+    pub f0_predictor_channels: usize,
+}
+
+fn default_f0_channels() -> usize {
+    512
 }
 
 impl HiFTConfig {
@@ -69,6 +76,7 @@ impl HiFTConfig {
             source_resblock_dilation_sizes: vec![vec![1, 3, 5]; 3],
             lrelu_slope: 0.1,
             audio_limit: 0.99,
+            f0_predictor_channels: default_f0_channels(),
         }
     }
 
@@ -363,7 +371,11 @@ impl HiFTGenerator {
         }
         let window = hann_periodic(n_fft);
         Ok(Self {
-            f0_predictor: ConvRNNF0Predictor::load(config.in_channels, vb.pp("f0_predictor"))?,
+            f0_predictor: ConvRNNF0Predictor::load(
+                config.in_channels,
+                config.f0_predictor_channels,
+                vb.pp("f0_predictor"),
+            )?,
             m_source: SourceModuleHnNSF::load(config, vb.pp("m_source"))?,
             conv_pre: WeightNormConv1d::load(
                 (config.in_channels, base, 7),

@@ -1,0 +1,110 @@
+//! The whole pipeline on the tiny random checkpoints (tests/fixtures/checkpoints/tiny, made by
+//! tools/parity/tiny_checkpoint.py in the real file layout): text to a 24 kHz waveform for
+//! Turbo and English, with the built-in voice and with a reference clip, and voice conversion.
+//! The weights are random, so the audio is measured, not listened to.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device};
+use chatterbox_worker::model::tts::{ChatterboxTTS, SpeechOptions, Variant};
+use chatterbox_worker::model::vc::ChatterboxVC;
+
+fn tiny(repo: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/checkpoints/tiny")
+        .join(repo)
+}
+
+fn options(variant: Variant, seed: u64, tokens: usize) -> SpeechOptions {
+    let mut t3 = variant.default_options();
+    t3.max_new_tokens = tokens;
+    SpeechOptions {
+        t3,
+        exaggeration: variant.default_exaggeration(),
+        language: None,
+        seed,
+    }
+}
+
+/// A vowel-like test clip: a 140 Hz pulse train with harmonics and a slow envelope.
+fn voice_clip(seconds: f64, rate: u32) -> Vec<f32> {
+    (0..(seconds * f64::from(rate)) as usize)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let tone: f64 = (1..8)
+                .map(|h| (std::f64::consts::TAU * 140.0 * h as f64 * t).sin() / h as f64)
+                .sum();
+            (0.2 * tone * (0.6 + 0.4 * (std::f64::consts::TAU * 3.0 * t).sin())) as f32
+        })
+        .collect()
+}
+
+fn assert_audio(samples: &[f32], min_len: usize) {
+    assert!(samples.len() >= min_len, "{} samples", samples.len());
+    assert!(
+        samples.len().is_multiple_of(480),
+        "{} samples",
+        samples.len()
+    );
+    assert!(samples.iter().all(|s| s.is_finite() && s.abs() <= 0.99));
+    // S3Gen silences the first 20 ms.
+    assert!(samples[..480].iter().all(|s| *s == 0.0));
+    let rms = (samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32).sqrt();
+    assert!(rms > 1e-4, "rms {rms}");
+}
+
+#[test]
+fn turbo_speaks_with_the_builtin_voice_and_a_reference_clip() {
+    let tts = ChatterboxTTS::from_local(
+        Variant::Turbo,
+        &tiny("chatterbox-turbo"),
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let builtin = tts.builtin_voice().expect("conds.pt loads");
+    let first = tts
+        .generate("Hello there.", builtin, &options(Variant::Turbo, 7, 20))
+        .unwrap();
+    // At most 20 tokens plus Turbo's three silence tokens, 960 samples each.
+    assert_audio(&first, 3 * 960);
+    assert!(first.len() <= 23 * 960);
+    let again = tts
+        .generate("Hello there.", builtin, &options(Variant::Turbo, 7, 20))
+        .unwrap();
+    assert_eq!(first, again, "one seed, one waveform");
+
+    let clip = voice_clip(6.0, 22050);
+    let voice = tts.prepare_conditionals(&clip, 22050, 0.0, true).unwrap();
+    let speech = tts
+        .generate("A new voice.", &voice, &options(Variant::Turbo, 3, 12))
+        .unwrap();
+    assert_audio(&speech, 3 * 960);
+
+    let short = tts.prepare_conditionals(&voice_clip(4.0, 24000), 24000, 0.0, true);
+    let error = short.err().expect("Turbo needs more than 5 s").to_string();
+    assert!(error.contains("5 seconds"), "{error}");
+}
+
+#[test]
+fn english_speaks_with_guidance_and_voice_conversion_runs() {
+    let dir = tiny("chatterbox");
+    let tts = ChatterboxTTS::from_local(Variant::English, &dir, &Device::Cpu, DType::F32).unwrap();
+    let builtin = tts.builtin_voice().unwrap();
+    let mut opts = options(Variant::English, 11, 16);
+    // Random weights rarely stop by themselves; greedy decoding is deterministic either way.
+    opts.t3.sampling.temperature = 0.0;
+    match tts.generate("Guided speech.", builtin, &opts) {
+        Ok(speech) => assert_audio(&speech, 960),
+        Err(e) => assert!(e.to_string().contains("stopped before"), "{e}"),
+    }
+
+    let vc = ChatterboxVC::from_local(&dir, &Device::Cpu, DType::F32).unwrap();
+    let source = voice_clip(2.0, 16000);
+    let target = vc.target_voice(&voice_clip(3.0, 24000), 24000).unwrap();
+    let converted = vc.generate(&source, 16000, &target, 5).unwrap();
+    // 2 s of source at 25 tokens/s, 960 output samples per token.
+    assert_audio(&converted, 45 * 960);
+    let builtin = vc.builtin_voice().unwrap();
+    assert_audio(&vc.generate(&source, 16000, builtin, 5).unwrap(), 45 * 960);
+}
