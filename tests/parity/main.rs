@@ -9,6 +9,7 @@ mod loudness;
 mod perth;
 mod s3gen_encoder;
 mod s3gen_flow;
+mod s3gen_pipeline;
 mod s3tokenizer;
 mod t3;
 mod t3_case;

@@ -61,7 +61,7 @@ def build(meanflow: bool, full: bool):
 
 def case(out_dir: Path, name: str, meanflow: bool, full: bool, config: dict):
     model, manifest = build(meanflow, full)
-    reference = torch.from_numpy(speech(4.0 if not full else 10.0, SR))
+    reference = torch.from_numpy(speech(2.0 if not full else 10.0, SR))
     ref = model.embed_ref(reference, SR)
     rng = np.random.default_rng(7)
     count = 100 if full else 12
