@@ -212,3 +212,63 @@ async fn sigterm_while_a_result_is_being_posted_waits_for_the_post() {
     let logs = String::from_utf8_lossy(&output.stdout);
     assert!(logs.contains("job finished and posted"), "{logs}");
 }
+
+/// The README's first command: the main job on the tiny checkpoints, without downloads.
+fn run_job_on_tiny_checkpoints(job: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(BIN)
+        .args([
+            "--test-input",
+            root.join("test_inputs").join(job).to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env_remove("RUNPOD_WEBHOOK_GET_JOB")
+        .env_remove("RUNPOD_ENDPOINT_ID")
+        .env("CHATTERBOX_VOLUME", dir.path().join("volume"))
+        .env(
+            "CHATTERBOX_CHECKPOINT_DIR",
+            root.join("tests/fixtures/checkpoints/tiny"),
+        )
+        // No network: a missing file must fail, not hang on a download.
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout_json(&output)["output"].clone()
+}
+
+fn decoded_wav(output: &Value) -> chatterbox_worker::audio::wav::Clip {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(output["audio_base64"].as_str().unwrap())
+        .unwrap();
+    // The header an independent reader relies on: 16-bit mono PCM at 24 kHz.
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 1);
+    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 24000);
+    assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16);
+    chatterbox_worker::audio::wav::decode(&bytes).unwrap()
+}
+
+#[test]
+fn the_tts_and_vc_test_inputs_return_wav_audio() {
+    let tts = run_job_on_tiny_checkpoints("tts.json");
+    let clip = decoded_wav(&tts);
+    let seconds = clip.duration_seconds();
+    assert!((tts["duration_sec"].as_f64().unwrap() - seconds).abs() < 1e-3);
+    // At most 50 tokens + 3 silence tokens at 40 ms.
+    assert!((0.12..=2.12).contains(&seconds), "{seconds}");
+    assert_eq!(tts["seed"], 42);
+    assert_eq!(tts["model"], "turbo");
+
+    let vc = run_job_on_tiny_checkpoints("vc.json");
+    let seconds = decoded_wav(&vc).duration_seconds();
+    // 1.5 s of source speech is re-synthesised at the same length (40 ms per token).
+    assert!((1.4..=1.52).contains(&seconds), "{seconds}");
+}
