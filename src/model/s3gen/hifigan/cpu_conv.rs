@@ -9,6 +9,8 @@
 //! convolution of stride u runs as one such convolution with u·C_out output channels (one per
 //! output phase, the polyphase form), whose rows are then interleaved.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 /// Output channels per packed weight block; one tile computes all of them.
@@ -39,6 +41,7 @@ pub(crate) struct PackedConv {
     pad_left: usize,
     pad_right: usize,
     weights: Vec<f32>,
+    /// Zero-padded to whole blocks.
     bias: Vec<f32>,
 }
 
@@ -46,12 +49,13 @@ impl PackedConv {
     /// `weight` is torch's Conv1d weight [c_out, c_in, taps], row-major.
     pub(crate) fn new(
         weight: &[f32],
-        bias: Vec<f32>,
+        mut bias: Vec<f32>,
         (c_out, c_in, taps): (usize, usize, usize),
         dilation: usize,
         (pad_left, pad_right): (usize, usize),
     ) -> Self {
         let blocks = c_out.div_ceil(BLOCK);
+        bias.resize(blocks * BLOCK, 0.0);
         let mut weights = vec![0f32; blocks * c_in * taps * BLOCK];
         for o in 0..c_out {
             let (block, row) = (o / BLOCK, o % BLOCK);
@@ -114,8 +118,12 @@ impl PackedConv {
         };
         let width = isa.tile_width();
         let tiles = out_len.div_ceil(width);
-        let chunk_tiles = (WINDOW_FLOATS / (self.c_in * width)).clamp(1, tiles.max(1));
-        let mut out = vec![0f32; self.c_out * out_len];
+        // Enough tasks to fill the cores evenly, each small enough for its input window.
+        let threads = rayon::current_num_threads();
+        let by_window = tiles.div_ceil((WINDOW_FLOATS / (self.c_in * width)).max(1));
+        let chunks = by_window.div_ceil(threads) * threads;
+        let chunks = chunks.clamp(1, tiles.max(1));
+        let mut out = Vec::with_capacity(self.c_out * out_len);
         let shared = SharedOut {
             data: out.as_mut_ptr(),
             row_len: out_len,
@@ -128,13 +136,13 @@ impl PackedConv {
             activation,
             residual,
         };
-        (0..tiles.div_ceil(chunk_tiles))
-            .into_par_iter()
-            .for_each(|index| {
-                let start = index * chunk_tiles * width;
-                let samples = (out_len - start).min(chunk_tiles * width);
-                chunk.run(start, samples, &shared);
-            });
+        (0..chunks).into_par_iter().for_each(|index| {
+            let start = index * tiles / chunks * width;
+            let end = ((index + 1) * tiles / chunks * width).min(out_len);
+            chunk.run(start, end - start, &shared);
+        });
+        // SAFETY: the chunks partition the columns and each writes its columns of every row.
+        unsafe { out.set_len(self.c_out * out_len) };
         out
     }
 }
@@ -163,13 +171,13 @@ struct Chunk<'a> {
 }
 
 impl Chunk<'_> {
-    /// Output samples start..start + samples: the activated input window they read (zero
-    /// outside the signal), then each block of 8 channels on a local copy of its rows.
+    /// Output samples start..start + samples of every channel: the activated input window they
+    /// read (zero outside the signal), then each block of 8 channels, whole tiles straight into
+    /// the output and the rest through a scratch copy.
     fn run(&self, start: usize, samples: usize, out: &SharedOut) {
         let conv = self.conv;
         let width = self.isa.tile_width();
-        let row_len = samples.div_ceil(width) * width;
-        let stride = row_len + conv.dilation * (conv.taps - 1);
+        let stride = samples.div_ceil(width) * width + conv.dilation * (conv.taps - 1);
         // Window position j is padded input start + j, i.e. signal sample start + j − pad_left.
         let skip = conv.pad_left.saturating_sub(start);
         let first = (start + skip) - conv.pad_left;
@@ -194,38 +202,98 @@ impl Chunk<'_> {
             taps: conv.taps,
             dilation: conv.dilation,
         };
-        let mut rows = vec![0f32; BLOCK * row_len];
+        let whole_tiles = samples / width;
         let block_weights = conv.c_in * conv.taps * BLOCK;
         for (block, weights) in conv.weights.chunks_exact(block_weights).enumerate() {
-            let first_channel = block * BLOCK;
-            let live = BLOCK.min(conv.c_out - first_channel);
-            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-                row.fill(0.0);
-                if r >= live {
-                    continue;
-                }
-                let o = first_channel + r;
-                let row = &mut row[..samples];
-                match self.residual {
-                    Some(residual) => {
-                        let residual = &residual[o * out.row_len + start..][..samples];
-                        for (y, r) in row.iter_mut().zip(residual) {
-                            *y = conv.bias[o] + r;
-                        }
-                    }
-                    None => row.fill(conv.bias[o]),
-                }
+            let rows = BlockRows {
+                first: block * BLOCK,
+                live: BLOCK.min(conv.c_out - block * BLOCK),
+            };
+            let mut done = 0;
+            if rows.live == BLOCK {
+                let offset = rows.first * out.row_len + start;
+                let target = Target {
+                    // SAFETY: rows first..first + 8 exist, and this task owns their columns
+                    // start..start + samples (see `forward_on`).
+                    out: unsafe { out.data.add(offset) },
+                    stride: out.row_len,
+                    bias: conv.bias[rows.first..].as_ptr(),
+                    residual: self.residual.map(|r| r[offset..].as_ptr()),
+                };
+                // SAFETY: whole tiles end within the task's columns and the window.
+                unsafe { run_block(self.isa, &input, weights, &target, 0, whole_tiles) };
+                done = whole_tiles * width;
             }
-            run_block(self.isa, &input, weights, &mut rows, row_len);
-            for (r, row) in rows.chunks_exact(row_len).take(live).enumerate() {
-                let offset = (first_channel + r) * out.row_len + start;
-                // SAFETY: this task alone writes columns start..start + samples, which lie
-                // within the row of `out.row_len` floats.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.data.add(offset), samples) };
-                dst.copy_from_slice(&row[..samples]);
+            if done < samples {
+                self.through_scratch(&input, weights, rows, start, done..samples, out);
             }
         }
     }
+
+    /// Columns `columns` (relative to `start`) of a block's live rows, computed on an 8-row copy:
+    /// for the tile that overhangs the output's end, and for a block with fewer than 8 channels.
+    fn through_scratch(
+        &self,
+        input: &Input,
+        weights: &[f32],
+        rows: BlockRows,
+        start: usize,
+        columns: Range<usize>,
+        out: &SharedOut,
+    ) {
+        let width = self.isa.tile_width();
+        let count = columns.len();
+        let padded = count.div_ceil(width) * width;
+        let mut scratch = vec![0f32; BLOCK * padded];
+        if let Some(residual) = self.residual {
+            for (r, row) in scratch.chunks_exact_mut(padded).take(rows.live).enumerate() {
+                let from = (rows.first + r) * out.row_len + start + columns.start;
+                row[..count].copy_from_slice(&residual[from..][..count]);
+            }
+        }
+        let mut bias = [0f32; BLOCK];
+        bias[..rows.live].copy_from_slice(&self.conv.bias[rows.first..][..rows.live]);
+        let target = Target {
+            out: scratch.as_mut_ptr(),
+            stride: padded,
+            bias: bias.as_ptr(),
+            residual: Some(scratch.as_ptr()),
+        };
+        // SAFETY: `scratch` holds 8 rows of `padded` columns; the window extends to the end of
+        // the task's last tile.
+        unsafe {
+            run_block(
+                self.isa,
+                input,
+                weights,
+                &target,
+                columns.start,
+                padded / width,
+            )
+        };
+        for (r, row) in scratch.chunks_exact(padded).take(rows.live).enumerate() {
+            let offset = (rows.first + r) * out.row_len + start + columns.start;
+            // SAFETY: this task alone writes these columns of the row.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.data.add(offset), count) };
+            dst.copy_from_slice(&row[..count]);
+        }
+    }
+}
+
+/// The output channels of one weight block: `live` of the 8 exist.
+#[derive(Clone, Copy)]
+struct BlockRows {
+    first: usize,
+    live: usize,
+}
+
+/// Where a block's tiles go: 8 rows of `stride` from `out`, starting from the 8 biases plus, if
+/// given, the rows at `residual` (same stride; it may be `out` itself).
+struct Target {
+    out: *mut f32,
+    stride: usize,
+    bias: *const f32,
+    residual: Option<*const f32>,
 }
 
 /// torch's ConvTranspose1d (stride u, padding p, kernel k, no output padding) as a stride-1
@@ -455,15 +523,26 @@ struct Input<'a> {
     dilation: usize,
 }
 
-fn run_block(isa: Isa, input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX-512F on this CPU.
-        Isa::Avx512 => unsafe { x86::block_avx512(input, weights, rows, row_len) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
-        Isa::Avx2 => unsafe { x86::block_avx2(input, weights, rows, row_len) },
-        Isa::Portable => block::<Portable, 4, 2>(input, weights, rows, row_len),
+/// # Safety
+/// `target` is valid for 8 rows of `tiles` tile widths, and `input` holds the samples those
+/// tiles read from window column `first_column` on.
+unsafe fn run_block(
+    isa: Isa,
+    input: &Input,
+    weights: &[f32],
+    target: &Target,
+    first_column: usize,
+    tiles: usize,
+) {
+    // SAFETY (all arms): the caller's guarantee; the ISA was detected on this CPU.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::block_avx512(input, weights, target, first_column, tiles),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::block_avx2(input, weights, target, first_column, tiles),
+            Isa::Portable => block::<Portable, 4, 2>(input, weights, target, first_column, tiles),
+        }
     }
 }
 
@@ -483,57 +562,71 @@ trait Lanes: Copy {
     /// # Safety
     /// The vector ISA must be present.
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// # Safety
+    /// The vector ISA must be present.
+    unsafe fn add(a: Self, b: Self) -> Self;
 }
 
-/// Adds one block of 8 output channels into `rows` (8 rows of `row_len`, a multiple of the
-/// tile width, holding the bias and any residual), tile by tile, R rows at a time.
+/// One block of 8 output channels over `tiles` tiles, R rows at a time.
+///
+/// # Safety
+/// As `run_block`.
 #[inline(always)]
-fn block<V: Lanes, const R: usize, const NV: usize>(
+unsafe fn block<V: Lanes, const R: usize, const NV: usize>(
     input: &Input,
     weights: &[f32],
-    rows: &mut [f32],
-    row_len: usize,
+    target: &Target,
+    first_column: usize,
+    tiles: usize,
 ) {
     let width = NV * V::WIDTH;
-    debug_assert!(row_len.is_multiple_of(width) && rows.len() == BLOCK * row_len);
-    for t0 in (0..row_len).step_by(width) {
+    for tile_index in 0..tiles {
+        let column = tile_index * width;
         for r0 in (0..BLOCK).step_by(R) {
-            // SAFETY: rows r0..r0 + R and samples t0..t0 + width lie inside `rows`; the input
-            // window holds row_len + (taps − 1)·dilation samples per channel.
+            // SAFETY: the caller's guarantee covers rows r0..r0 + R and these columns.
             unsafe {
+                let offset = r0 * target.stride + column;
                 tile::<V, R, NV>(
                     input,
                     weights.as_ptr().add(r0),
-                    t0,
-                    rows.as_mut_ptr().add(r0 * row_len + t0),
-                    row_len,
+                    first_column + column,
+                    target.bias.add(r0),
+                    target.residual.map(|r| r.add(offset)),
+                    target.out.add(offset),
+                    target.stride,
                 )
             };
         }
     }
 }
 
-/// out[r][s] += Σ_c Σ_t w[c][t][r] · x[c][t0 + s + t·dilation] for R rows and NV vectors of
-/// samples, accumulated in registers.
+/// out[r][s] = bias[r] + residual[r][s] + Σ_c Σ_t w[c][t][r] · x[c][t0 + s + t·dilation] for R
+/// rows and NV vectors of samples, accumulated in registers.
 ///
 /// # Safety
-/// `weights` points at row r0 of a packed block (c_in·taps steps of BLOCK floats); `out` is
-/// valid for R rows of `out_stride` holding at least NV·WIDTH samples; the input holds
-/// t0 + NV·WIDTH + (taps − 1)·dilation samples per row.
+/// `weights` points at row r0 of a packed block (c_in·taps steps of BLOCK floats); `bias`
+/// holds R floats; `out` and `residual` are valid for R rows of `stride` holding NV·WIDTH
+/// samples; the input holds t0 + NV·WIDTH + (taps − 1)·dilation samples per row.
 #[inline(always)]
 unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
     input: &Input,
     weights: *const f32,
     t0: usize,
+    bias: *const f32,
+    residual: Option<*const f32>,
     out: *mut f32,
-    out_stride: usize,
+    stride: usize,
 ) {
     // SAFETY (whole body): within the bounds the caller guarantees.
     unsafe {
         let mut acc = [[V::splat(0.0); NV]; R];
         for (r, row) in acc.iter_mut().enumerate() {
+            let b = V::splat(*bias.add(r));
             for (v, lane) in row.iter_mut().enumerate() {
-                *lane = V::load(out.add(r * out_stride + v * V::WIDTH));
+                *lane = match residual {
+                    Some(res) => V::add(b, V::load(res.add(r * stride + v * V::WIDTH))),
+                    None => b,
+                };
             }
         }
         let mut w = weights;
@@ -557,7 +650,7 @@ unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, lane) in row.iter().enumerate() {
-                lane.store(out.add(r * out_stride + v * V::WIDTH));
+                lane.store(out.add(r * stride + v * V::WIDTH));
             }
         }
     }
@@ -593,16 +686,25 @@ impl Lanes for Portable {
         }
         Self(out)
     }
+
+    unsafe fn add(a: Self, b: Self) -> Self {
+        let mut out = a.0;
+        for (o, y) in out.iter_mut().zip(b.0) {
+            *o += y;
+        }
+        Self(out)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m256, __m512, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps,
-        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
+        __m256, __m512, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
+        _mm256_storeu_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
+        _mm512_storeu_ps,
     };
 
-    use super::{Input, Lanes, block, snake_fma};
+    use super::{Input, Lanes, Target, block, snake_fma};
 
     /// 8 rows × 3 vectors: 24 of the 32 registers accumulate.
     pub(super) const AVX512_TILE: usize = 3 * 16;
@@ -638,6 +740,12 @@ mod x86 {
             // SAFETY: the caller guarantees AVX-512F.
             Self(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
         }
+
+        #[inline(always)]
+        unsafe fn add(a: Self, b: Self) -> Self {
+            // SAFETY: the caller guarantees AVX-512F.
+            Self(unsafe { _mm512_add_ps(a.0, b.0) })
+        }
     }
 
     #[derive(Clone, Copy)]
@@ -669,16 +777,40 @@ mod x86 {
             // SAFETY: the caller guarantees FMA.
             Self(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
         }
+
+        #[inline(always)]
+        unsafe fn add(a: Self, b: Self) -> Self {
+            // SAFETY: the caller guarantees AVX.
+            Self(unsafe { _mm256_add_ps(a.0, b.0) })
+        }
     }
 
+    /// # Safety
+    /// As `super::run_block`, on a CPU with AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn block_avx512(input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
-        block::<Avx512, 8, 3>(input, weights, rows, row_len)
+    pub(super) unsafe fn block_avx512(
+        input: &Input,
+        weights: &[f32],
+        target: &Target,
+        first_column: usize,
+        tiles: usize,
+    ) {
+        // SAFETY: the caller's guarantee.
+        unsafe { block::<Avx512, 8, 3>(input, weights, target, first_column, tiles) }
     }
 
+    /// # Safety
+    /// As `super::run_block`, on a CPU with AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn block_avx2(input: &Input, weights: &[f32], rows: &mut [f32], row_len: usize) {
-        block::<Avx2, 4, 3>(input, weights, rows, row_len)
+    pub(super) unsafe fn block_avx2(
+        input: &Input,
+        weights: &[f32],
+        target: &Target,
+        first_column: usize,
+        tiles: usize,
+    ) {
+        // SAFETY: the caller's guarantee.
+        unsafe { block::<Avx2, 4, 3>(input, weights, target, first_column, tiles) }
     }
 
     #[target_feature(enable = "avx512f")]
