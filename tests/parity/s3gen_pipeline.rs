@@ -14,14 +14,19 @@ use crate::fixture::{Fixture, assert_close};
 const PROMPT_FEAT_MAX_REL: f64 = 1e-5;
 const EMBEDDING_MAX_REL: f64 = 1e-5;
 /// Encoder, 10 (or 2) estimator calls and the vocoder chained in f32; the flow's own budget for
-/// the 10-step solve is 1e-4 relative, and HiFT's decode adds ~1e-6. Measured: 1.2e-5.
+/// the 10-step solve is 1e-4 relative, and HiFT's decode adds ~1e-6. Measured: 1.2e-5 on the
+/// reduced S3Gen. At full size (56 transformer blocks per call, random weights, 700 frames) the
+/// guided solve's f32 drift reaches 4.8e-4 relative (1.4e-4 abs on a ±0.99 signal).
 const WAV_MAX_REL: f64 = 5e-5;
 const WAV_MAX_ABS: f64 = 2e-5;
+const FULL_WAV_MAX_REL: f64 = 1e-3;
+const FULL_WAV_MAX_ABS: f64 = 5e-4;
 
 #[derive(serde::Deserialize)]
 struct Config {
     s3gen: Option<S3GenConfig>,
     meanflow: bool,
+    full: bool,
 }
 
 #[test]
@@ -93,8 +98,16 @@ fn s3gen_matches_reference_embed_ref_and_inference() {
             &format!("{} waveform", fixture.case),
             &wav,
             &fixture.output("wav").flatten_all().unwrap(),
-            WAV_MAX_REL,
-            WAV_MAX_ABS,
+            if config.full {
+                FULL_WAV_MAX_REL
+            } else {
+                WAV_MAX_REL
+            },
+            if config.full {
+                FULL_WAV_MAX_ABS
+            } else {
+                WAV_MAX_ABS
+            },
         );
     }
 }
