@@ -204,3 +204,60 @@ unsafe fn softmax_columns(scores: &mut [f32], queries: usize, inverse_sums: &mut
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two batch rows of 101 frames: two query blocks, the last partial, and a partial key
+    /// block; two heads of 64.
+    #[test]
+    fn attention_equals_the_plain_computation() {
+        let Some(token) = Avx512::detect() else {
+            return;
+        };
+        let shape = Heads {
+            batch: 2,
+            frames: 101,
+            heads: 2,
+            head_dim: 64,
+        };
+        let (inner, rows) = (shape.heads * shape.head_dim, shape.batch * shape.frames);
+        let qkv: Vec<f32> = (0..rows * 3 * inner)
+            .map(|i| ((i * 7919) % 2003) as f32 / 2003.0 - 0.5)
+            .collect();
+        let mut out = vec![MaybeUninit::new(f32::NAN); rows * inner];
+        attention(token, shape, &qkv, &mut out);
+
+        let at = |r: usize, part: usize, h: usize, d: usize| {
+            f64::from(qkv[r * 3 * inner + part * inner + h * shape.head_dim + d])
+        };
+        for b in 0..shape.batch {
+            for h in 0..shape.heads {
+                for i in 0..shape.frames {
+                    let q = b * shape.frames + i;
+                    let scores: Vec<f64> = (0..shape.frames)
+                        .map(|j| {
+                            let k = b * shape.frames + j;
+                            (0..shape.head_dim)
+                                .map(|d| at(q, 0, h, d) * at(k, 1, h, d))
+                                .sum()
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let total: f64 = weights.iter().sum();
+                    for d in 0..shape.head_dim {
+                        let want: f64 = (0..shape.frames)
+                            .map(|j| weights[j] * at(b * shape.frames + j, 2, h, d))
+                            .sum::<f64>()
+                            / total;
+                        // SAFETY: `out` was initialised (NaN) before the call.
+                        let got = unsafe { out[q * inner + h * shape.head_dim + d].assume_init() };
+                        assert!((f64::from(got) - want).abs() < 1e-5, "{b} {h} {i} {d}");
+                    }
+                }
+            }
+        }
+    }
+}

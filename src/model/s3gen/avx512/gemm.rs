@@ -302,3 +302,78 @@ pub fn linear(
             });
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+            .collect()
+    }
+
+    /// Odd sizes everywhere: a batch boundary inside a row block, partial row blocks and
+    /// panels, a three-tap convolution with the norm, GELU and residual all on.
+    #[test]
+    fn linear_equals_the_plain_computation() {
+        let Some(token) = Avx512::detect() else {
+            return;
+        };
+        let (batch, frames, width, taps, n) = (2, 13, 20, 3, 37);
+        let rows = batch * frames;
+        let (x, w, bias) = (
+            values(rows * width, 1),
+            values(n * taps * width, 2),
+            values(n, 3),
+        );
+        let (norm_w, norm_b, residual) = (values(width, 4), values(width, 5), values(rows * n, 6));
+        let packed = PackedLinear::new(&w, Some(&bias), n, taps * width);
+        let source = RowSource {
+            x: &x,
+            width,
+            frames,
+            taps,
+            norm: Some((&norm_w, &norm_b, 1e-5)),
+        };
+        let epilogue = Epilogue {
+            row_scale: None,
+            bias: packed.bias(),
+            gelu: true,
+            residual: Some(&residual),
+        };
+        let mut out = vec![MaybeUninit::new(f32::NAN); rows * n];
+        linear(token, source, rows, &packed, epilogue, &mut out);
+
+        let mut normed = vec![0f32; rows * width];
+        for (o, row) in normed.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+            layer_norm_row(row, &norm_w, &norm_b, 1e-5, o);
+        }
+        let gelu = |v: f64| 0.5 * v * (1.0 + candle_core::cpu::erf::erf_f64(v / 2f64.sqrt()));
+        for r in 0..rows {
+            let (b, t) = (r / frames, r % frames);
+            for j in 0..n {
+                let mut sum = f64::from(bias[j]);
+                for tap in 0..taps {
+                    let Some(source_t) = (t + tap + 1).checked_sub(taps) else {
+                        continue;
+                    };
+                    let input = &normed[(b * frames + source_t) * width..][..width];
+                    let weight = &w[j * taps * width + tap * width..][..width];
+                    sum += input
+                        .iter()
+                        .zip(weight)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum::<f64>();
+                }
+                let want = gelu(sum) + f64::from(residual[r * n + j]);
+                // SAFETY: `out` was initialised (NaN) before the call.
+                let got = f64::from(unsafe { out[r * n + j].assume_init() });
+                assert!(
+                    (got - want).abs() < 2e-5,
+                    "row {r} col {j}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
