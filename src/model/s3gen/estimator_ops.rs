@@ -142,34 +142,36 @@ impl Dense {
             DenseKernel::Avx512(packed, token) => {
                 let (b, t, width) = x.dims3()?;
                 let n = packed.out_features();
-                let mut out = vec![0f32; b * t * n];
                 let norm_params = norm.map(|n| (&n.weight[..], &n.bias[..], LAYER_NORM_EPS as f32));
-                with_f32(&x.contiguous()?, |x| {
-                    let source = avx512::gemm::RowSource {
-                        x,
-                        width,
-                        frames: t,
-                        taps: self.taps,
-                        norm: norm_params,
-                    };
-                    let run = |residual: Option<&[f32]>, out: &mut [f32]| {
-                        let epilogue = avx512::gemm::Epilogue {
-                            bias: packed.bias(),
-                            gelu: matches!(then, Then::Gelu),
-                            residual,
+                let out = fully_written(b * t * n, |out| {
+                    with_f32(&x.contiguous()?, |x| {
+                        let source = avx512::gemm::RowSource {
+                            x,
+                            width,
+                            frames: t,
+                            taps: self.taps,
+                            norm: norm_params,
                         };
-                        avx512::gemm::linear(*token, source, b * t, packed, epilogue, out)
-                    };
-                    match then {
-                        Then::Add(residual) => {
-                            with_f32(&residual.contiguous()?, |r| run(Some(r), &mut out))
+                        let mut run = |residual: Option<&[f32]>| {
+                            let epilogue = avx512::gemm::Epilogue {
+                                row_scale: None,
+                                bias: packed.bias(),
+                                gelu: matches!(then, Then::Gelu),
+                                residual,
+                            };
+                            avx512::gemm::linear(*token, source, b * t, packed, epilogue, out)
+                        };
+                        match then {
+                            Then::Add(residual) => {
+                                with_f32(&residual.contiguous()?, |r| run(Some(r)))
+                            }
+                            _ => {
+                                run(None);
+                                Ok(())
+                            }
                         }
-                        _ => {
-                            run(None, &mut out);
-                            Ok(())
-                        }
-                    }
-                })??;
+                    })?
+                })?;
                 Tensor::from_vec(out, (b, t, n), x.device())
             }
         }
@@ -212,7 +214,7 @@ impl Norm {
             Kernels::Candle => (Vec::new(), Vec::new()),
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx512(_) => {
-                if width % 16 != 0 {
+                if !width.is_multiple_of(16) {
                     candle_core::bail!("the AVX-512 LayerNorm needs a multiple of 16 channels");
                 }
                 let bias = layer_norm.bias().map(|b| b.to_vec1()).transpose()?;
@@ -246,9 +248,10 @@ impl Norm {
                     eps: LAYER_NORM_EPS as f32,
                     add: add.as_deref(),
                 };
-                let mut out = vec![0f32; x.elem_count()];
-                with_f32(&x.contiguous()?, |x| {
-                    avx512::rows::norm_mish(token, params, x, &mut out)
+                let out = fully_written(x.elem_count(), |out| {
+                    with_f32(&x.contiguous()?, |x| {
+                        avx512::rows::norm_mish(token, params, x, out)
+                    })
                 })?;
                 Tensor::from_vec(out, x.shape(), x.device())
             }
@@ -268,16 +271,17 @@ pub fn attention(qkv: &Tensor, heads: usize, head_dim: usize, kernels: Kernels) 
     let inner = heads * head_dim;
     match kernels {
         #[cfg(target_arch = "x86_64")]
-        Kernels::Avx512(token) if head_dim % avx512::gemm::NR == 0 => {
+        Kernels::Avx512(token) if head_dim.is_multiple_of(avx512::gemm::NR) => {
             let shape = avx512::attention::Heads {
                 batch: b,
                 frames: t,
                 heads,
                 head_dim,
             };
-            let mut out = vec![0f32; b * t * inner];
-            with_f32(&qkv.contiguous()?, |qkv| {
-                avx512::attention::attention(token, shape, qkv, &mut out)
+            let out = fully_written(b * t * inner, |out| {
+                with_f32(&qkv.contiguous()?, |qkv| {
+                    avx512::attention::attention(token, shape, qkv, out)
+                })
             })?;
             Tensor::from_vec(out, (b, t, inner), qkv.device())
         }
@@ -308,4 +312,18 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
         candle_core::bail!("the AVX-512 kernels take contiguous tensors");
     };
     Ok(f(&data[start..end]))
+}
+
+/// A vector of `len` floats filled by `write`, which must write every element when it returns
+/// Ok (the AVX-512 kernels do): the output is not zeroed first.
+#[cfg(target_arch = "x86_64")]
+fn fully_written(
+    len: usize,
+    write: impl FnOnce(&mut [std::mem::MaybeUninit<f32>]) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(len);
+    write(&mut out.spare_capacity_mut()[..len])?;
+    // SAFETY: `write` returned Ok, so all `len` elements are initialised.
+    unsafe { out.set_len(len) };
+    Ok(out)
 }

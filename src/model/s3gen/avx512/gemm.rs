@@ -6,6 +6,7 @@
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -38,6 +39,8 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// What happens to a tile of x·Wᵀ before it is stored.
 #[derive(Clone, Copy)]
 pub struct Epilogue<'a> {
+    /// Multiplies the tile's rows, one factor each (the attention's softmax denominators).
+    pub row_scale: Option<&'a [f32]>,
     /// Added per column; padded to a multiple of [`NR`].
     pub bias: Option<&'a [f32]>,
     /// torch's exact GELU after the bias.
@@ -48,6 +51,7 @@ pub struct Epilogue<'a> {
 
 impl Epilogue<'_> {
     pub const NONE: Epilogue<'static> = Epilogue {
+        row_scale: None,
         bias: None,
         gelu: false,
         residual: None,
@@ -76,7 +80,8 @@ fn column_masks(cols: usize) -> (__mmask16, __mmask16) {
 /// `a` must hold `k` steps of 12 floats at stride `a_step`, `b` `k` steps of 32 floats at
 /// stride `b_step`; `out.c` must be writable for `out.rows` rows of `out.cols` floats at stride
 /// `out.ldc`, and the epilogue's bias must hold 32 floats from `col0`, its residual the same
-/// elements as C relative to `residual_offset`. The CPU must support AVX-512F.
+/// elements as C relative to `residual_offset`, its row scale `out.rows` factors. The CPU must
+/// support AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn tile(
@@ -119,6 +124,10 @@ pub unsafe fn tile(
     });
     for (i, row) in acc.iter().enumerate().take(out.rows) {
         let mut v = *row;
+        if let Some(scale) = epilogue.row_scale {
+            let s = _mm512_set1_ps(scale[i]);
+            v = [_mm512_mul_ps(v[0], s), _mm512_mul_ps(v[1], s)];
+        }
         if let Some(bias) = bias {
             v = [_mm512_add_ps(v[0], bias[0]), _mm512_add_ps(v[1], bias[1])];
         }
@@ -195,14 +204,20 @@ pub struct RowSource<'a> {
 
 impl RowSource<'_> {
     /// Packs rows `r0..r0 + 12` of A k-major into `dst` (k·12 floats); rows past `rows` are 0.
-    fn pack(&self, r0: usize, rows: usize, dst: &mut [f32], normed: &mut [f32]) {
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (enabled here so that the norm's loops use it).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack(&self, r0: usize, rows: usize, dst: &mut [f32], normed: &mut [f32]) {
         let width = self.width;
-        dst.fill(0.0);
-        for i in 0..MR.min(rows.saturating_sub(r0)) {
+        for i in 0..MR {
             let r = r0 + i;
             let (batch, t) = (r / self.frames, r % self.frames);
             for tap in 0..self.taps {
-                let Some(source_t) = (t + tap + 1).checked_sub(self.taps) else {
+                let slots = dst[tap * width * MR..][..width * MR].chunks_exact_mut(MR);
+                let source_t = (t + tap + 1).checked_sub(self.taps);
+                let Some(source_t) = source_t.filter(|_| r < rows) else {
+                    slots.for_each(|slot| slot[i] = 0.0);
                     continue;
                 };
                 let start = (batch * self.frames + source_t) * width;
@@ -211,8 +226,8 @@ impl RowSource<'_> {
                     layer_norm_row(row, weight, bias, eps, normed);
                     row = normed;
                 }
-                for (c, &v) in row.iter().enumerate() {
-                    dst[(tap * width + c) * MR + i] = v;
+                for (slot, &v) in slots.zip(row) {
+                    slot[i] = v;
                 }
             }
         }
@@ -230,14 +245,15 @@ pub fn layer_norm_row(row: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: 
     }
 }
 
-/// out (rows × n) = epilogue(A · Wᵀ), A read from `source`; parallel over blocks of rows.
+/// out (rows × n) = epilogue(A · Wᵀ), A read from `source`; parallel over blocks of rows. Every
+/// element of `out` is written.
 pub fn linear(
     _: Avx512,
     source: RowSource,
     rows: usize,
     weight: &PackedLinear,
     epilogue: Epilogue,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let (k, n) = (weight.k, weight.n);
     debug_assert_eq!(k, source.taps * source.width);
@@ -252,14 +268,15 @@ pub fn linear(
             with_scratch(blocks * k * MR + source.width, |scratch| {
                 let (packed, normed) = scratch.split_at_mut(blocks * k * MR);
                 for (block, dst) in packed.chunks_exact_mut(k * MR).enumerate() {
-                    source.pack(r0 + block * MR, rows, dst, normed);
+                    // SAFETY: the token vouches for AVX-512F.
+                    unsafe { source.pack(r0 + block * MR, rows, dst, normed) };
                 }
                 for (p, panel) in weight.panels.chunks_exact(k * NR).enumerate() {
                     for (block, a) in packed.chunks_exact(k * MR).enumerate() {
                         let offset = block * MR * n + p * NR;
                         let tile_out = TileOut {
                             // SAFETY (pointer arithmetic): inside this task's rows.
-                            c: unsafe { out.as_mut_ptr().add(offset) },
+                            c: unsafe { out.as_mut_ptr().add(offset).cast() },
                             ldc: n,
                             rows: MR.min(task_rows - block * MR),
                             cols: NR.min(n - p * NR),
@@ -284,4 +301,79 @@ pub fn linear(
                 }
             });
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+            .collect()
+    }
+
+    /// Odd sizes everywhere: a batch boundary inside a row block, partial row blocks and
+    /// panels, a three-tap convolution with the norm, GELU and residual all on.
+    #[test]
+    fn linear_equals_the_plain_computation() {
+        let Some(token) = Avx512::detect() else {
+            return;
+        };
+        let (batch, frames, width, taps, n) = (2, 13, 20, 3, 37);
+        let rows = batch * frames;
+        let (x, w, bias) = (
+            values(rows * width, 1),
+            values(n * taps * width, 2),
+            values(n, 3),
+        );
+        let (norm_w, norm_b, residual) = (values(width, 4), values(width, 5), values(rows * n, 6));
+        let packed = PackedLinear::new(&w, Some(&bias), n, taps * width);
+        let source = RowSource {
+            x: &x,
+            width,
+            frames,
+            taps,
+            norm: Some((&norm_w, &norm_b, 1e-5)),
+        };
+        let epilogue = Epilogue {
+            row_scale: None,
+            bias: packed.bias(),
+            gelu: true,
+            residual: Some(&residual),
+        };
+        let mut out = vec![MaybeUninit::new(f32::NAN); rows * n];
+        linear(token, source, rows, &packed, epilogue, &mut out);
+
+        let mut normed = vec![0f32; rows * width];
+        for (o, row) in normed.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+            layer_norm_row(row, &norm_w, &norm_b, 1e-5, o);
+        }
+        let gelu = |v: f64| 0.5 * v * (1.0 + candle_core::cpu::erf::erf_f64(v / 2f64.sqrt()));
+        for r in 0..rows {
+            let (b, t) = (r / frames, r % frames);
+            for j in 0..n {
+                let mut sum = f64::from(bias[j]);
+                for tap in 0..taps {
+                    let Some(source_t) = (t + tap + 1).checked_sub(taps) else {
+                        continue;
+                    };
+                    let input = &normed[(b * frames + source_t) * width..][..width];
+                    let weight = &w[j * taps * width + tap * width..][..width];
+                    sum += input
+                        .iter()
+                        .zip(weight)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum::<f64>();
+                }
+                let want = gelu(sum) + f64::from(residual[r * n + j]);
+                // SAFETY: `out` was initialised (NaN) before the call.
+                let got = f64::from(unsafe { out[r * n + j].assume_init() });
+                assert!(
+                    (got - want).abs() < 2e-5,
+                    "row {r} col {j}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }

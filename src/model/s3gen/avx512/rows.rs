@@ -2,11 +2,12 @@
 //! embedding added after the first: one pass per row, rows in parallel.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
 use super::Avx512;
-use super::gemm::layer_norm_row;
+use super::gemm::{layer_norm_row, with_scratch};
 use super::math;
 
 /// Rows per parallel task.
@@ -22,35 +23,38 @@ pub struct NormMish<'a> {
     pub add: Option<&'a [f32]>,
 }
 
-/// out = mish(LayerNorm(x)) (+ add) for rows of `weight.len()` channels, a multiple of 16.
-pub fn norm_mish(_: Avx512, params: NormMish, x: &[f32], out: &mut [f32]) {
+/// out = mish(LayerNorm(x)) (+ add) for rows of `weight.len()` channels, a multiple of 16;
+/// every element of `out` is written.
+pub fn norm_mish(_: Avx512, params: NormMish, x: &[f32], out: &mut [MaybeUninit<f32>]) {
     let width = params.weight.len();
     debug_assert_eq!(width % 16, 0);
     out.par_chunks_mut(ROWS_PER_TASK * width)
         .zip(x.par_chunks(ROWS_PER_TASK * width))
         .for_each(|(out, x)| {
-            for (out, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
-                layer_norm_row(x, params.weight, params.bias, params.eps, out);
-                // SAFETY: the token vouches for AVX-512F.
-                unsafe { mish_add(out, params.add) };
-            }
+            with_scratch(width, |normed| {
+                for (out, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+                    layer_norm_row(x, params.weight, params.bias, params.eps, normed);
+                    // SAFETY: the token vouches for AVX-512F; both rows hold `width` floats.
+                    unsafe { mish_add(normed, params.add, out) };
+                }
+            });
         });
 }
 
-/// row = mish(row) (+ add), 16 lanes at a time.
+/// out = mish(row) (+ add), 16 lanes at a time.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `row.len()` is a multiple of 16 and `add` as long.
+/// The CPU must support AVX-512F; `row.len()` is a multiple of 16 and `add` and `out` as long.
 #[target_feature(enable = "avx512f")]
-unsafe fn mish_add(row: &mut [f32], add: Option<&[f32]>) {
-    for (i, chunk) in row.chunks_exact_mut(16).enumerate() {
-        // SAFETY: 16 floats in `chunk`, and in `add` at the same offset.
+unsafe fn mish_add(row: &[f32], add: Option<&[f32]>, out: &mut [MaybeUninit<f32>]) {
+    for (i, chunk) in row.chunks_exact(16).enumerate() {
+        // SAFETY: 16 floats in `chunk`, and in `add` and `out` at the same offset.
         unsafe {
             let mut v = math::mish(_mm512_loadu_ps(chunk.as_ptr()));
             if let Some(add) = add {
                 v = _mm512_add_ps(v, _mm512_loadu_ps(add[16 * i..][..16].as_ptr()));
             }
-            _mm512_storeu_ps(chunk.as_mut_ptr(), v);
+            _mm512_storeu_ps(out[16 * i..][..16].as_mut_ptr().cast(), v);
         }
     }
 }

@@ -11,7 +11,7 @@ use candle_nn::{Linear, VarBuilder};
 /// to the last bit or one ulp (one ulp of a frequency would move an angle near 1000 by 6e-5).
 pub fn sinusoidal_pos_emb(times: &[f32], dim: usize) -> Result<Vec<f32>> {
     let half = dim / 2;
-    if dim % 2 != 0 || half < 2 {
+    if !dim.is_multiple_of(2) || half < 2 {
         candle_core::bail!("SinusoidalPosEmb needs an even dimension of at least 4, got {dim}");
     }
     let step = -(10_000f64.ln() / (half - 1) as f64) as f32;
