@@ -11,12 +11,12 @@ mod conv;
 mod cpu_conv;
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
-use candle_nn::{Conv1dConfig, Module, VarBuilder};
+use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub(super) use self::conv::{Activation, WeightNormConv1d};
-use self::conv::{Snake, WeightNormConvTranspose1d};
+use self::conv::{Snake, StridedConv1d, WeightNormConvTranspose1d};
 use super::f0_predictor::ConvRNNF0Predictor;
 use crate::model::dsp::istft::Istft;
 use crate::model::dsp::stft::{Stft, hann_periodic};
@@ -280,7 +280,7 @@ pub struct HiFTGenerator {
     m_source: SourceModuleHnNSF,
     conv_pre: WeightNormConv1d,
     ups: Vec<WeightNormConvTranspose1d>,
-    source_downs: Vec<candle_nn::Conv1d>,
+    source_downs: Vec<StridedConv1d>,
     source_resblocks: Vec<ResBlock>,
     resblocks: Vec<ResBlock>,
     conv_post: WeightNormConv1d,
@@ -319,21 +319,16 @@ impl HiFTGenerator {
         for i in 0..stages {
             let rate: usize = config.upsample_rates[i + 1..].iter().product();
             let channels = config.stage_channels(i);
-            let (kernel, conv_config) = if rate == 1 {
-                (1, Conv1dConfig::default())
+            // A 1×1 conv where there is nothing to downsample.
+            let (kernel, padding) = if rate == 1 {
+                (1, 0)
             } else {
-                let conv_config = Conv1dConfig {
-                    padding: rate / 2,
-                    stride: rate,
-                    ..Default::default()
-                };
-                (2 * rate, conv_config)
+                (2 * rate, rate / 2)
             };
-            source_downs.push(candle_nn::conv1d(
-                spectrum_channels,
-                channels,
-                kernel,
-                conv_config,
+            source_downs.push(StridedConv1d::load(
+                (spectrum_channels, channels, kernel),
+                rate,
+                padding,
                 vb.pp(format!("source_downs.{i}")),
             )?);
             source_resblocks.push(ResBlock::load(

@@ -10,7 +10,8 @@
 //! (AVX-512) or 24 (AVX2) samples that read the shifted window rows in place (no im2col). The
 //! accumulators start from the bias and any residual, and the tiles store straight into the
 //! output. A transposed convolution of stride u runs as one such convolution with u·C_out output
-//! channels (one per output phase, the polyphase form), whose rows are then interleaved.
+//! channels (one per output phase, the polyphase form), whose rows are then interleaved; a
+//! strided one, on its input folded into u phases (u·C_in input channels).
 
 use std::ops::Range;
 
@@ -22,6 +23,16 @@ mod kernel;
 pub(crate) use self::activation::PreActivation;
 use self::activation::activate;
 use self::kernel::{BLOCK, Input, Isa, Target, run_block};
+
+/// A packed convolution as the candle ops see it: (c_in, len) in, (c_out, out_len) out, the
+/// pre-activation applied to the input.
+pub(crate) trait HostConvolution: Sync {
+    fn c_in(&self) -> usize;
+    fn c_out(&self) -> usize;
+    /// Output samples for `len` input samples, or None where there are too few.
+    fn out_len(&self, len: usize) -> Option<usize>;
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32>;
+}
 
 /// A stride-1 Conv1d's weights in the tile kernel's order: for each block of 8 output channels,
 /// for each input channel and tap, the 8 weights (zero rows pad the last block).
@@ -70,24 +81,10 @@ impl PackedConv {
         }
     }
 
-    pub(crate) fn c_in(&self) -> usize {
-        self.c_in
-    }
-
-    pub(crate) fn c_out(&self) -> usize {
-        self.c_out
-    }
-
-    /// Output samples for `len` input samples, or None where the kernel spans more than the
-    /// padded input.
-    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
-        (len + self.pad_left + self.pad_right).checked_sub(self.dilation * (self.taps - 1))
-    }
-
     /// `x` is (c_in, len) row-major; returns (c_out, out_len) row-major, or nothing when
     /// `len` is too short (see `out_len`). `residual`, when given, is (c_out, out_len) and added
     /// to the output.
-    pub(crate) fn forward(
+    pub(crate) fn forward_with_residual(
         &self,
         x: &[f32],
         len: usize,
@@ -136,6 +133,24 @@ impl PackedConv {
         // SAFETY: the chunks partition the columns and each writes its columns of every row.
         unsafe { out.set_len(self.c_out * out_len) };
         out
+    }
+}
+
+impl HostConvolution for PackedConv {
+    fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    fn out_len(&self, len: usize) -> Option<usize> {
+        (len + self.pad_left + self.pad_right).checked_sub(self.dilation * (self.taps - 1))
+    }
+
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+        self.forward_with_residual(x, len, activation, None)
     }
 }
 
@@ -345,26 +360,27 @@ impl PackedTransposedConv {
             padding,
         }
     }
+}
 
-    pub(crate) fn c_in(&self) -> usize {
+impl HostConvolution for PackedTransposedConv {
+    fn c_in(&self) -> usize {
         self.phases.c_in
     }
 
-    pub(crate) fn c_out(&self) -> usize {
+    fn c_out(&self) -> usize {
         self.c_out
     }
 
     /// torch's output length, or None where the padding swallows it.
-    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
+    fn out_len(&self, len: usize) -> Option<usize> {
         let full = len.checked_sub(1)? * self.stride + self.kernel;
         full.checked_sub(2 * self.padding)
     }
 
-    /// `x` is (c_in, len) row-major; returns (c_out, out_len).
-    pub(crate) fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
         let out_len = self.out_len(len).unwrap_or(0);
         let positions = self.phases.out_len(len).unwrap_or(0);
-        let phases = self.phases.forward(x, len, activation, None);
+        let phases = self.phases.forward(x, len, activation);
         let u = self.stride;
         let mut out = vec![0f32; self.c_out * out_len];
         if positions == 0 {
@@ -382,6 +398,84 @@ impl PackedTransposedConv {
                 }
             });
         out
+    }
+}
+
+/// torch's Conv1d with a stride u (kernel k, zero padding p) as a stride-1 convolution on the
+/// input folded into u phases: input channel c's samples m·u + r − p become row c·u + r at
+/// position m, and tap q·u + r of the kernel becomes tap q of that row.
+pub(crate) struct PackedStridedConv {
+    folded: PackedConv,
+    c_in: usize,
+    stride: usize,
+    kernel: usize,
+    padding: usize,
+}
+
+impl PackedStridedConv {
+    /// `weight` is torch's Conv1d weight [c_out, c_in, k], row-major.
+    pub(crate) fn new(
+        weight: &[f32],
+        bias: Vec<f32>,
+        (c_out, c_in, kernel): (usize, usize, usize),
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        let taps = kernel.div_ceil(stride);
+        let mut folded = vec![0f32; c_out * c_in * stride * taps];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                for j in 0..kernel {
+                    let (q, r) = (j / stride, j % stride);
+                    folded[((o * c_in + c) * stride + r) * taps + q] =
+                        weight[(o * c_in + c) * kernel + j];
+                }
+            }
+        }
+        Self {
+            folded: PackedConv::new(&folded, bias, (c_out, c_in * stride, taps), 1, (0, 0)),
+            c_in,
+            stride,
+            kernel,
+            padding,
+        }
+    }
+}
+
+impl HostConvolution for PackedStridedConv {
+    fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    fn c_out(&self) -> usize {
+        self.folded.c_out
+    }
+
+    fn out_len(&self, len: usize) -> Option<usize> {
+        Some((len + 2 * self.padding).checked_sub(self.kernel)? / self.stride + 1)
+    }
+
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+        let Some(out_len) = self.out_len(len) else {
+            return Vec::new();
+        };
+        let (u, positions) = (self.stride, out_len + self.folded.taps - 1);
+        let isa = Isa::detect();
+        let mut activated = vec![0f32; len];
+        let mut folded = vec![0f32; self.c_in * u * positions];
+        for (c, rows) in folded.chunks_exact_mut(u * positions).enumerate() {
+            activate(activation, c, &x[c * len..][..len], &mut activated, isa);
+            for (r, row) in rows.chunks_exact_mut(positions).enumerate() {
+                for (m, slot) in row.iter_mut().enumerate() {
+                    let i = (m * u + r).checked_sub(self.padding);
+                    if let Some(value) = i.and_then(|i| activated.get(i)) {
+                        *slot = *value;
+                    }
+                }
+            }
+        }
+        self.folded
+            .forward(&folded, positions, PreActivation::Identity)
     }
 }
 
@@ -503,7 +597,7 @@ mod tests {
         for (y, r) in want.iter_mut().zip(&residual) {
             *y += r;
         }
-        let got = conv.forward(&x, len, snake, Some(&residual));
+        let got = conv.forward_with_residual(&x, len, snake, Some(&residual));
         assert!(max_diff(&got, &want) < 1e-5);
 
         let leaky: Vec<f32> = x
@@ -511,7 +605,7 @@ mod tests {
             .map(|v| if *v > 0.0 { *v } else { 0.1 * v })
             .collect();
         let want = conv_reference(&leaky, &w, &b, (c_out, c_in, taps), len, 1, (1, 1));
-        let got = conv.forward(&x, len, PreActivation::LeakyRelu(0.1), None);
+        let got = conv.forward(&x, len, PreActivation::LeakyRelu(0.1));
         assert!(max_diff(&got, &want) < 1e-5);
     }
 
@@ -568,6 +662,41 @@ mod tests {
                 "k{kernel} s{stride} p{padding}: {}",
                 max_diff(&got, &want)
             );
+        }
+    }
+
+    #[test]
+    fn strided_convolution_matches_direct_evaluation() {
+        for (c_out, c_in, kernel, stride, padding, len) in [
+            (16, 18, 30, 15, 7, 241),
+            (9, 18, 6, 3, 1, 40),
+            (8, 3, 1, 1, 0, 17),
+            (4, 2, 5, 2, 0, 11),
+        ] {
+            let x = values(c_in * len, 11);
+            let w = values(c_out * c_in * kernel, 12);
+            let b = values(c_out, 13);
+            let conv =
+                PackedStridedConv::new(&w, b.clone(), (c_out, c_in, kernel), stride, padding);
+            let out_len = (len + 2 * padding - kernel) / stride + 1;
+            assert_eq!(conv.out_len(len), Some(out_len));
+            let dense = conv_reference(
+                &x,
+                &w,
+                &b,
+                (c_out, c_in, kernel),
+                len,
+                1,
+                (padding, padding),
+            );
+            let dense_len = dense.len() / c_out;
+            let want: Vec<f32> = (0..c_out * out_len)
+                .map(|i| dense[(i / out_len) * dense_len + (i % out_len) * stride])
+                .collect();
+            let got = conv.forward(&x, len, PreActivation::Identity);
+            let tolerance = 1e-5 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(&got, &want);
+            assert!(diff < tolerance, "k{kernel} s{stride} p{padding}: {diff}");
         }
     }
 }
