@@ -100,6 +100,16 @@ impl HiFTConfig {
                 "base_channels {} does not halve {stages} times",
                 self.base_channels
             ))
+        } else if [
+            &self.resblock_kernel_sizes,
+            &self.source_resblock_kernel_sizes,
+        ]
+        .into_iter()
+        .chain(&self.resblock_dilation_sizes)
+        .chain(&self.source_resblock_dilation_sizes)
+        .any(|sizes| sizes.contains(&0))
+        {
+            Some("resblock kernels and dilations must be non-zero".to_string())
         } else if self
             .upsample_rates
             .iter()
@@ -522,5 +532,33 @@ impl HiFTGenerator {
             out.extend(wave.into_iter().map(|v| v.clamp(-limit, limit)));
         }
         Tensor::from_vec(out, (batch, len), &self.device)?.to_dtype(self.dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3gen_config_is_valid_and_gives_480_samples_per_frame() {
+        let config = HiFTConfig::s3gen();
+        config.validate().unwrap();
+        assert_eq!(config.samples_per_frame(), 480);
+        let (phases, noise) = SourceExcitation::shapes(&config, 1, 200);
+        assert_eq!(
+            (phases.dims(), noise.dims()),
+            (&[1, 9, 1][..], &[1, 9, 96_000][..])
+        );
+    }
+
+    #[test]
+    fn a_config_the_stack_cannot_build_is_refused_by_name() {
+        let mut config = HiFTConfig::s3gen();
+        config.base_channels = 12;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("base_channels 12"), "{err}");
+        let mut config = HiFTConfig::s3gen();
+        config.source_resblock_kernel_sizes.pop();
+        assert!(config.validate().is_err());
     }
 }

@@ -54,8 +54,8 @@ impl Snake {
     const NO_DIV_BY_ZERO: f32 = 1e-9;
 
     pub(crate) fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
-        let alpha = vb.get(channels, "alpha")?;
-        let host_alpha: Vec<f32> = alpha.to_dtype(DType::F32)?.to_vec1()?;
+        let alpha = vb.get_with_hints_dtype(channels, "alpha", Default::default(), DType::F32)?;
+        let host_alpha: Vec<f32> = alpha.to_vec1()?;
         // torch divides in the parameter's dtype; f32 here, as the checkpoint stores it.
         let host_inv_alpha: Vec<f32> = host_alpha
             .iter()
