@@ -170,7 +170,7 @@ fn timed(rounds: usize, run: impl Fn()) -> String {
 }
 
 /// Speed of the full-size vocoder on the `--full` fixture (4 s of audio), to set beside
-/// tools/parity/bench_hift.py (docs/benchmarks.md):
+/// tools/parity/bench_hift.py (same weights, mel, source and noise):
 ///
 ///     CHATTERBOX_PARITY_DIR=~/.cache/chatterbox-parity/full \
 ///         cargo test --release --test parity hift_speed -- --ignored --nocapture

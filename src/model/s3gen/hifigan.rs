@@ -11,12 +11,12 @@ mod conv;
 mod cpu_conv;
 
 use candle_core::{DType, Device, Result, Shape, Tensor};
-use candle_nn::{Conv1dConfig, Module, VarBuilder};
+use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub(super) use self::conv::{Activation, WeightNormConv1d};
-use self::conv::{Snake, WeightNormConvTranspose1d};
+use self::conv::{Snake, StridedConv1d, WeightNormConvTranspose1d};
 use super::f0_predictor::ConvRNNF0Predictor;
 use realfft::num_complex::Complex;
 
@@ -110,6 +110,16 @@ impl HiFTConfig {
                 "base_channels {} does not halve {stages} times",
                 self.base_channels
             ))
+        } else if [
+            &self.resblock_kernel_sizes,
+            &self.source_resblock_kernel_sizes,
+        ]
+        .into_iter()
+        .chain(&self.resblock_dilation_sizes)
+        .chain(&self.source_resblock_dilation_sizes)
+        .any(|sizes| sizes.contains(&0))
+        {
+            Some("resblock kernels and dilations must be non-zero".to_string())
         } else if self
             .upsample_rates
             .iter()
@@ -290,7 +300,7 @@ pub struct HiFTGenerator {
     m_source: SourceModuleHnNSF,
     conv_pre: WeightNormConv1d,
     ups: Vec<WeightNormConvTranspose1d>,
-    source_downs: Vec<candle_nn::Conv1d>,
+    source_downs: Vec<StridedConv1d>,
     source_resblocks: Vec<ResBlock>,
     resblocks: Vec<ResBlock>,
     conv_post: WeightNormConv1d,
@@ -329,21 +339,16 @@ impl HiFTGenerator {
         for i in 0..stages {
             let rate: usize = config.upsample_rates[i + 1..].iter().product();
             let channels = config.stage_channels(i);
-            let (kernel, conv_config) = if rate == 1 {
-                (1, Conv1dConfig::default())
+            // A 1×1 conv where there is nothing to downsample.
+            let (kernel, padding) = if rate == 1 {
+                (1, 0)
             } else {
-                let conv_config = Conv1dConfig {
-                    padding: rate / 2,
-                    stride: rate,
-                    ..Default::default()
-                };
-                (2 * rate, conv_config)
+                (2 * rate, rate / 2)
             };
-            source_downs.push(candle_nn::conv1d(
-                spectrum_channels,
-                channels,
-                kernel,
-                conv_config,
+            source_downs.push(StridedConv1d::load(
+                (spectrum_channels, channels, kernel),
+                rate,
+                padding,
                 vb.pp(format!("source_downs.{i}")),
             )?);
             source_resblocks.push(ResBlock::load(
@@ -540,5 +545,33 @@ impl HiFTGenerator {
             out.extend(wave.into_iter().map(|v| v.clamp(-limit, limit)));
         }
         Tensor::from_vec(out, (batch, len), &self.device)?.to_dtype(self.dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3gen_config_is_valid_and_gives_480_samples_per_frame() {
+        let config = HiFTConfig::s3gen();
+        config.validate().unwrap();
+        assert_eq!(config.samples_per_frame(), 480);
+        let (phases, noise) = SourceExcitation::shapes(&config, 1, 200);
+        assert_eq!(
+            (phases.dims(), noise.dims()),
+            (&[1, 9, 1][..], &[1, 9, 96_000][..])
+        );
+    }
+
+    #[test]
+    fn a_config_the_stack_cannot_build_is_refused_by_name() {
+        let mut config = HiFTConfig::s3gen();
+        config.base_channels = 12;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("base_channels 12"), "{err}");
+        let mut config = HiFTConfig::s3gen();
+        config.source_resblock_kernel_sizes.pop();
+        assert!(config.validate().is_err());
     }
 }

@@ -9,7 +9,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
-use super::cpu_conv::{PackedConv, PackedTransposedConv, PreActivation};
+use super::cpu_conv::{
+    HostConvolution, PackedConv, PackedStridedConv, PackedTransposedConv, PreActivation,
+};
 
 /// What a layer applies to its input before convolving it.
 #[derive(Clone, Copy)]
@@ -52,8 +54,8 @@ impl Snake {
     const NO_DIV_BY_ZERO: f32 = 1e-9;
 
     pub(crate) fn load(channels: usize, vb: VarBuilder) -> Result<Self> {
-        let alpha = vb.get(channels, "alpha")?;
-        let host_alpha: Vec<f32> = alpha.to_dtype(DType::F32)?.to_vec1()?;
+        let alpha = vb.get_with_hints_dtype(channels, "alpha", Default::default(), DType::F32)?;
+        let host_alpha: Vec<f32> = alpha.to_vec1()?;
         // torch divides in the parameter's dtype; f32 here, as the checkpoint stores it.
         let host_inv_alpha: Vec<f32> = host_alpha
             .iter()
@@ -216,7 +218,7 @@ impl WeightNormConvTranspose1d {
     /// convT(activation(x)): x (B, c_in, L) → (B, c_out, (L − 1)·stride + kernel − 2·padding).
     pub(crate) fn forward(&self, x: &Tensor, activation: Activation) -> Result<Tensor> {
         match &self.weights {
-            ConvWeights::Host(conv) => x.contiguous()?.apply_op1_no_bwd(&HostConvTranspose {
+            ConvWeights::Host(conv) => x.contiguous()?.apply_op1_no_bwd(&HostConv {
                 conv,
                 activation: activation.host(),
             }),
@@ -237,6 +239,58 @@ impl WeightNormConvTranspose1d {
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&items, 0)?.broadcast_add(bias)
             }
+        }
+    }
+}
+
+/// A plain `Conv1d(c_in, c_out, kernel, stride, padding)` with a bias (the source
+/// downsamplers): candle's CPU im2col made these small convolutions cost ~10 % of the vocoder.
+pub(crate) struct StridedConv1d {
+    weights: ConvWeights<PackedStridedConv>,
+    stride: usize,
+    padding: usize,
+}
+
+impl StridedConv1d {
+    pub(crate) fn load(
+        (c_in, c_out, kernel): (usize, usize, usize),
+        stride: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get((c_out, c_in, kernel), "weight")?;
+        let bias = vb.get(c_out, "bias")?;
+        let weights = if runs_on_host(&vb) {
+            ConvWeights::Host(PackedStridedConv::new(
+                &host_values(&weight)?,
+                host_values(&bias)?,
+                (c_out, c_in, kernel),
+                stride,
+                padding,
+            ))
+        } else {
+            ConvWeights::Device {
+                weight,
+                bias: bias.reshape((1, c_out, 1))?,
+            }
+        };
+        Ok(Self {
+            weights,
+            stride,
+            padding,
+        })
+    }
+
+    /// x (B, c_in, L) → (B, c_out, (L + 2·padding − kernel)/stride + 1).
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weights {
+            ConvWeights::Host(conv) => x.contiguous()?.apply_op1_no_bwd(&HostConv {
+                conv,
+                activation: PreActivation::Identity,
+            }),
+            ConvWeights::Device { weight, bias } => x
+                .conv1d(weight, self.padding, self.stride, 1, 1)?
+                .broadcast_add(bias),
         }
     }
 }
@@ -280,14 +334,16 @@ fn per_item(
     Ok((CpuStorage::F32(out), Shape::from((batch, c_out, out_len))))
 }
 
-struct HostConv<'a> {
-    conv: &'a PackedConv,
+/// A host convolution as a candle op: with one input, conv(activation(x)); with a second,
+/// that plus the residual (stride-1 convolutions only).
+struct HostConv<'a, C> {
+    conv: &'a C,
     activation: PreActivation<'a>,
 }
 
-impl CustomOp1 for HostConv<'_> {
+impl<C: HostConvolution> CustomOp1 for HostConv<'_, C> {
     fn name(&self) -> &'static str {
-        "hift-conv1d"
+        "hift-conv"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -298,14 +354,14 @@ impl CustomOp1 for HostConv<'_> {
             layout,
             (conv.c_in(), conv.c_out()),
             |len| conv.out_len(len),
-            |_, x, len| conv.forward(x, len, self.activation, None),
+            |_, x, len| conv.forward(x, len, self.activation),
         )
     }
 }
 
-impl CustomOp2 for HostConv<'_> {
+impl CustomOp2 for HostConv<'_, PackedConv> {
     fn name(&self) -> &'static str {
-        "hift-conv1d-residual"
+        "hift-conv-residual"
     }
 
     fn cpu_fwd(
@@ -336,31 +392,8 @@ impl CustomOp2 for HostConv<'_> {
             |len| conv.out_len(len),
             |b, x, len| {
                 let r = &residual[b * item_len..][..item_len];
-                conv.forward(x, len, self.activation, Some(r))
+                conv.forward_with_residual(x, len, self.activation, Some(r))
             },
-        )
-    }
-}
-
-struct HostConvTranspose<'a> {
-    conv: &'a PackedTransposedConv,
-    activation: PreActivation<'a>,
-}
-
-impl CustomOp1 for HostConvTranspose<'_> {
-    fn name(&self) -> &'static str {
-        "hift-conv-transpose1d"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let conv = self.conv;
-        per_item(
-            self.name(),
-            storage,
-            layout,
-            (conv.c_in(), conv.c_out()),
-            |len| conv.out_len(len),
-            |_, x, len| conv.forward(x, len, self.activation),
         )
     }
 }
@@ -414,6 +447,8 @@ mod tests {
             ),
             ("up.bias", vec![c_out]),
             ("snake.alpha", vec![c_in]),
+            ("down.weight", vec![c_out, c_in, 6]),
+            ("down.bias", vec![c_out]),
         ]
         .into_iter()
         .map(|(name, shape)| (name.to_string(), seeded(name, &shape, 1.0)))
@@ -426,12 +461,13 @@ mod tests {
                         WeightNormConv1d::load((c_in, c_out, kernel), 3, 6, vb.pp("conv"))?,
                         WeightNormConvTranspose1d::load((c_in, c_out, 11), 5, 3, vb.pp("up"))?,
                         Snake::load(c_in, vb.pp("snake"))?,
+                        StridedConv1d::load((c_in, c_out, 6), 3, 1, vb.pp("down"))?,
                     ))
                 })
                 .unwrap()
         };
-        let (host_conv, host_up, host_snake) = build(DType::F32);
-        let (conv, up, snake) = build(DType::F64);
+        let (host_conv, host_up, host_snake, host_down) = build(DType::F32);
+        let (conv, up, snake, down) = build(DType::F64);
         assert!(matches!(host_conv.weights, ConvWeights::Host(_)));
         assert!(matches!(conv.weights, ConvWeights::Device { .. }));
 
@@ -451,6 +487,12 @@ mod tests {
         let ours = host_up.forward(&x, Activation::LeakyRelu(0.1)).unwrap();
         let want = up.forward(&x64, Activation::LeakyRelu(0.1)).unwrap();
         assert_eq!(ours.dims(), &[2, c_out, 36 * 5 + 11 - 6]);
+        assert_eq!(ours.dims(), want.dims());
+        assert!(max_diff(&ours.to_dtype(DType::F64).unwrap(), &want) < 1e-5);
+
+        let ours = host_down.forward(&x).unwrap();
+        let want = down.forward(&x64).unwrap();
+        assert_eq!(ours.dims(), &[2, c_out, (37 + 2 - 6) / 3 + 1]);
         assert_eq!(ours.dims(), want.dims());
         assert!(max_diff(&ours.to_dtype(DType::F64).unwrap(), &want) < 1e-5);
     }

@@ -1,34 +1,37 @@
-//! The vocoder's convolutions on the CPU in f32, where candle's im2col conv1d (a single-threaded
-//! copy of every input sample per tap, an AVX2 GEMM, then a transpose) and its direct
-//! transposed conv (for any padding) leave most of the time on the table.
+//! The vocoder's convolutions on the CPU in f32. Candle's conv1d (a single-threaded im2col
+//! copy of every sample per tap, an AVX2 GEMM, then a transpose) reached 20-50 GFLOP/s per core
+//! at S3Gen's sizes on the AVX-512 development machine, and its transposed conv with padding is
+//! a direct loop; these kernels run at 90-120.
 //!
-//! A stride-1 convolution (any dilation and zero padding) runs as register tiles of 8 output
-//! channels × 48 (AVX-512) or 24 (AVX2) samples that read the shifted input rows in place: no
-//! im2col. The input's pre-activation (LeakyReLU or Snake) is applied while building its
-//! zero-padded copy, and a residual is added by starting the accumulators from it. A transposed
-//! convolution of stride u runs as one such convolution with u·C_out output channels (one per
-//! output phase, the polyphase form), whose rows are then interleaved.
+//! A stride-1 convolution (any dilation and zero padding) is split into tasks over ranges of
+//! output samples. A task builds the input window its samples read (every input channel, about
+//! 256 kB so that it stays in L2), applying the pre-activation (LeakyReLU or Snake) on the way,
+//! then runs each block of 8 output channels over it in register tiles of 8 channels × 48
+//! (AVX-512) or 24 (AVX2) samples that read the shifted window rows in place (no im2col). The
+//! accumulators start from the bias and any residual, and the tiles store straight into the
+//! output. A transposed convolution of stride u runs as one such convolution with u·C_out output
+//! channels (one per output phase, the polyphase form), whose rows are then interleaved; a
+//! strided one, on its input folded into u phases (u·C_in input channels).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-/// Output channels per packed weight block; one tile computes all of them.
-const BLOCK: usize = 8;
-/// Snake arguments beyond this go to libm: the fast sine's range reduction is exact only for
-/// quotients by π/2 below 2^13 or so.
-const FAST_SIN_LIMIT: f32 = 8192.0;
+mod activation;
+mod kernel;
 
-/// What a convolution applies to its input first.
-#[derive(Clone, Copy)]
-pub(crate) enum PreActivation<'a> {
-    Identity,
-    LeakyRelu(f32),
-    /// `x + sin²(αx)/(α + 1e-9)` per channel; the reciprocals are precomputed as torch does.
-    Snake {
-        alpha: &'a [f32],
-        inv_alpha: &'a [f32],
-    },
+pub(crate) use self::activation::PreActivation;
+use self::activation::activate;
+use self::kernel::{BLOCK, Input, Isa, Target, run_block};
+
+/// A packed convolution as the candle ops see it: (c_in, len) in, (c_out, out_len) out, the
+/// pre-activation applied to the input.
+pub(crate) trait HostConvolution: Sync {
+    fn c_in(&self) -> usize;
+    fn c_out(&self) -> usize;
+    /// Output samples for `len` input samples, or None where there are too few.
+    fn out_len(&self, len: usize) -> Option<usize>;
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32>;
 }
 
 /// A stride-1 Conv1d's weights in the tile kernel's order: for each block of 8 output channels,
@@ -78,24 +81,10 @@ impl PackedConv {
         }
     }
 
-    pub(crate) fn c_in(&self) -> usize {
-        self.c_in
-    }
-
-    pub(crate) fn c_out(&self) -> usize {
-        self.c_out
-    }
-
-    /// Output samples for `len` input samples, or None where the kernel spans more than the
-    /// padded input.
-    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
-        (len + self.pad_left + self.pad_right).checked_sub(self.dilation * (self.taps - 1))
-    }
-
     /// `x` is (c_in, len) row-major; returns (c_out, out_len) row-major, or nothing when
     /// `len` is too short (see `out_len`). `residual`, when given, is (c_out, out_len) and added
     /// to the output.
-    pub(crate) fn forward(
+    pub(crate) fn forward_with_residual(
         &self,
         x: &[f32],
         len: usize,
@@ -144,6 +133,24 @@ impl PackedConv {
         // SAFETY: the chunks partition the columns and each writes its columns of every row.
         unsafe { out.set_len(self.c_out * out_len) };
         out
+    }
+}
+
+impl HostConvolution for PackedConv {
+    fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    fn out_len(&self, len: usize) -> Option<usize> {
+        (len + self.pad_left + self.pad_right).checked_sub(self.dilation * (self.taps - 1))
+    }
+
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+        self.forward_with_residual(x, len, activation, None)
     }
 }
 
@@ -287,15 +294,6 @@ struct BlockRows {
     live: usize,
 }
 
-/// Where a block's tiles go: 8 rows of `stride` from `out`, starting from the 8 biases plus, if
-/// given, the rows at `residual` (same stride; it may be `out` itself).
-struct Target {
-    out: *mut f32,
-    stride: usize,
-    bias: *const f32,
-    residual: Option<*const f32>,
-}
-
 /// torch's ConvTranspose1d (stride u, padding p, kernel k, no output padding) as a stride-1
 /// convolution with one output channel per (channel, phase): output sample q·u + r of channel o
 /// is row o·u + r of that convolution at position q.
@@ -362,26 +360,27 @@ impl PackedTransposedConv {
             padding,
         }
     }
+}
 
-    pub(crate) fn c_in(&self) -> usize {
+impl HostConvolution for PackedTransposedConv {
+    fn c_in(&self) -> usize {
         self.phases.c_in
     }
 
-    pub(crate) fn c_out(&self) -> usize {
+    fn c_out(&self) -> usize {
         self.c_out
     }
 
     /// torch's output length, or None where the padding swallows it.
-    pub(crate) fn out_len(&self, len: usize) -> Option<usize> {
+    fn out_len(&self, len: usize) -> Option<usize> {
         let full = len.checked_sub(1)? * self.stride + self.kernel;
         full.checked_sub(2 * self.padding)
     }
 
-    /// `x` is (c_in, len) row-major; returns (c_out, out_len).
-    pub(crate) fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
         let out_len = self.out_len(len).unwrap_or(0);
         let positions = self.phases.out_len(len).unwrap_or(0);
-        let phases = self.phases.forward(x, len, activation, None);
+        let phases = self.phases.forward(x, len, activation);
         let u = self.stride;
         let mut out = vec![0f32; self.c_out * out_len];
         if positions == 0 {
@@ -402,425 +401,81 @@ impl PackedTransposedConv {
     }
 }
 
-fn activate(activation: PreActivation, channel: usize, src: &[f32], dst: &mut [f32], isa: Isa) {
-    match activation {
-        PreActivation::Identity => dst.copy_from_slice(src),
-        PreActivation::LeakyRelu(slope) => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = if *s > 0.0 { *s } else { *s * slope };
-            }
-        }
-        PreActivation::Snake { alpha, inv_alpha } => {
-            snake(src, dst, alpha[channel], inv_alpha[channel], isa)
-        }
-    }
-}
-
-/// Snake with the vectorised sine where the CPU has FMA, libm's otherwise or for huge arguments.
-fn snake(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32, isa: Isa) {
-    let fast_ok = match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX-512F on this CPU.
-        Isa::Avx512 => unsafe { x86::snake_avx512(src, dst, alpha, inv_alpha) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX2 and FMA on this CPU.
-        Isa::Avx2 => unsafe { x86::snake_avx2(src, dst, alpha, inv_alpha) },
-        Isa::Portable => false,
-    };
-    if !fast_ok {
-        for (d, s) in dst.iter_mut().zip(src) {
-            let sin = (s * alpha).sin();
-            *d = s + inv_alpha * (sin * sin);
-        }
-    }
-}
-
-/// Snake through [`sin_fma`]; false when an argument is too large for it (then `dst` is
-/// incomplete and the caller recomputes it).
-#[inline(always)]
-fn snake_fma(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
-    let mut too_large = 0u32;
-    for (d, s) in dst.iter_mut().zip(src) {
-        let arg = s * alpha;
-        too_large |= u32::from(arg.abs() > FAST_SIN_LIMIT);
-        let sin = sin_fma(arg);
-        *d = s + inv_alpha * (sin * sin);
-    }
-    too_large == 0
-}
-
-/// sin(x) for |x| ≤ [`FAST_SIN_LIMIT`] within about 1 ulp, branch-free so that it vectorises:
-/// x = j·π/2 + r with a two-part π/2 and fused multiply-adds (exact for such j), then the
-/// Cephes minimax polynomials for sin and cos on |r| ≤ π/4, chosen and signed by j mod 4.
-/// Only fast where `mul_add` is an instruction, i.e. inside FMA-enabled functions.
-#[inline(always)]
-fn sin_fma(x: f32) -> f32 {
-    const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
-    const PI_2_HI: f32 = std::f32::consts::FRAC_PI_2;
-    const PI_2_LO: f32 = -4.371_139e-8;
-    // Adding 1.5·2^23 rounds to an integer and leaves it in the low mantissa bits.
-    const SHIFTER: f32 = 12_582_912.0;
-    let shifted = x.mul_add(TWO_OVER_PI, SHIFTER);
-    let quadrant = shifted.to_bits();
-    let j = shifted - SHIFTER;
-    let r = j.mul_add(-PI_2_LO, j.mul_add(-PI_2_HI, x));
-    let r2 = r * r;
-    let sin = (r * r2).mul_add(
-        r2.mul_add(r2.mul_add(-1.951_529_6e-4, 8.332_161e-3), -1.666_665_5e-1),
-        r,
-    );
-    let cos = (r2 * r2).mul_add(
-        r2.mul_add(r2.mul_add(2.443_315_7e-5, -1.388_731_6e-3), 4.166_664_6e-2),
-        0.5f32.mul_add(-r2, 1.0),
-    );
-    let value = if quadrant & 1 == 0 { sin } else { cos };
-    f32::from_bits(value.to_bits() ^ ((quadrant & 2) << 30))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    Portable,
-}
-
-impl Isa {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
-
-    /// Samples per tile.
-    fn tile_width(self) -> usize {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::AVX512_TILE,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::AVX2_TILE,
-            Isa::Portable => PORTABLE_TILE,
-        }
-    }
-}
-
-/// A zero-padded, activated input window: `c_in` rows of `stride` samples.
-struct Input<'a> {
-    data: &'a [f32],
-    stride: usize,
+/// torch's Conv1d with a stride u (kernel k, zero padding p) as a stride-1 convolution on the
+/// input folded into u phases: input channel c's samples m·u + r − p become row c·u + r at
+/// position m, and tap q·u + r of the kernel becomes tap q of that row.
+pub(crate) struct PackedStridedConv {
+    folded: PackedConv,
     c_in: usize,
-    taps: usize,
-    dilation: usize,
-}
-
-/// # Safety
-/// `target` is valid for 8 rows of `tiles` tile widths, and `input` holds the samples those
-/// tiles read from window column `first_column` on.
-unsafe fn run_block(
-    isa: Isa,
-    input: &Input,
-    weights: &[f32],
-    target: &Target,
-    first_column: usize,
-    tiles: usize,
-) {
-    // SAFETY (all arms): the caller's guarantee; the ISA was detected on this CPU.
-    unsafe {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::block_avx512(input, weights, target, first_column, tiles),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::block_avx2(input, weights, target, first_column, tiles),
-            Isa::Portable => block::<Portable, 4, 2>(input, weights, target, first_column, tiles),
-        }
-    }
-}
-
-/// A vector of f32 lanes as the tile kernel uses it.
-trait Lanes: Copy {
-    const WIDTH: usize;
-    /// # Safety
-    /// `p` must be valid for reading `WIDTH` floats, and the vector ISA must be present.
-    unsafe fn load(p: *const f32) -> Self;
-    /// # Safety
-    /// `p` must be valid for writing `WIDTH` floats, and the vector ISA must be present.
-    unsafe fn store(self, p: *mut f32);
-    /// # Safety
-    /// The vector ISA must be present.
-    unsafe fn splat(value: f32) -> Self;
-    /// `a·b + c`.
-    /// # Safety
-    /// The vector ISA must be present.
-    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
-    /// # Safety
-    /// The vector ISA must be present.
-    unsafe fn add(a: Self, b: Self) -> Self;
-}
-
-/// One block of 8 output channels over `tiles` tiles, R rows at a time.
-///
-/// # Safety
-/// As `run_block`.
-#[inline(always)]
-unsafe fn block<V: Lanes, const R: usize, const NV: usize>(
-    input: &Input,
-    weights: &[f32],
-    target: &Target,
-    first_column: usize,
-    tiles: usize,
-) {
-    let width = NV * V::WIDTH;
-    for tile_index in 0..tiles {
-        let column = tile_index * width;
-        for r0 in (0..BLOCK).step_by(R) {
-            // SAFETY: the caller's guarantee covers rows r0..r0 + R and these columns.
-            unsafe {
-                let offset = r0 * target.stride + column;
-                tile::<V, R, NV>(
-                    input,
-                    weights.as_ptr().add(r0),
-                    first_column + column,
-                    target.bias.add(r0),
-                    target.residual.map(|r| r.add(offset)),
-                    target.out.add(offset),
-                    target.stride,
-                )
-            };
-        }
-    }
-}
-
-/// out[r][s] = bias[r] + residual[r][s] + Σ_c Σ_t w[c][t][r] · x[c][t0 + s + t·dilation] for R
-/// rows and NV vectors of samples, accumulated in registers.
-///
-/// # Safety
-/// `weights` points at row r0 of a packed block (c_in·taps steps of BLOCK floats); `bias`
-/// holds R floats; `out` and `residual` are valid for R rows of `stride` holding NV·WIDTH
-/// samples; the input holds t0 + NV·WIDTH + (taps − 1)·dilation samples per row.
-#[inline(always)]
-unsafe fn tile<V: Lanes, const R: usize, const NV: usize>(
-    input: &Input,
-    weights: *const f32,
-    t0: usize,
-    bias: *const f32,
-    residual: Option<*const f32>,
-    out: *mut f32,
     stride: usize,
-) {
-    // SAFETY (whole body): within the bounds the caller guarantees.
-    unsafe {
-        let mut acc = [[V::splat(0.0); NV]; R];
-        for (r, row) in acc.iter_mut().enumerate() {
-            let b = V::splat(*bias.add(r));
-            for (v, lane) in row.iter_mut().enumerate() {
-                *lane = match residual {
-                    Some(res) => V::add(b, V::load(res.add(r * stride + v * V::WIDTH))),
-                    None => b,
-                };
+    kernel: usize,
+    padding: usize,
+}
+
+impl PackedStridedConv {
+    /// `weight` is torch's Conv1d weight [c_out, c_in, k], row-major.
+    pub(crate) fn new(
+        weight: &[f32],
+        bias: Vec<f32>,
+        (c_out, c_in, kernel): (usize, usize, usize),
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        let taps = kernel.div_ceil(stride);
+        let mut folded = vec![0f32; c_out * c_in * stride * taps];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                for j in 0..kernel {
+                    let (q, r) = (j / stride, j % stride);
+                    folded[((o * c_in + c) * stride + r) * taps + q] =
+                        weight[(o * c_in + c) * kernel + j];
+                }
             }
         }
-        let mut w = weights;
-        let base = input.data.as_ptr().add(t0);
-        for c in 0..input.c_in {
-            let channel = base.add(c * input.stride);
-            for t in 0..input.taps {
-                let x = channel.add(t * input.dilation);
-                let mut xs = [V::splat(0.0); NV];
-                for (v, lane) in xs.iter_mut().enumerate() {
-                    *lane = V::load(x.add(v * V::WIDTH));
-                }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let weight = V::splat(*w.add(r));
-                    for (lane, xv) in row.iter_mut().zip(&xs) {
-                        *lane = V::mul_add(weight, *xv, *lane);
+        Self {
+            folded: PackedConv::new(&folded, bias, (c_out, c_in * stride, taps), 1, (0, 0)),
+            c_in,
+            stride,
+            kernel,
+            padding,
+        }
+    }
+}
+
+impl HostConvolution for PackedStridedConv {
+    fn c_in(&self) -> usize {
+        self.c_in
+    }
+
+    fn c_out(&self) -> usize {
+        self.folded.c_out
+    }
+
+    fn out_len(&self, len: usize) -> Option<usize> {
+        Some((len + 2 * self.padding).checked_sub(self.kernel)? / self.stride + 1)
+    }
+
+    fn forward(&self, x: &[f32], len: usize, activation: PreActivation) -> Vec<f32> {
+        let Some(out_len) = self.out_len(len) else {
+            return Vec::new();
+        };
+        let (u, positions) = (self.stride, out_len + self.folded.taps - 1);
+        let isa = Isa::detect();
+        let mut activated = vec![0f32; len];
+        let mut folded = vec![0f32; self.c_in * u * positions];
+        for (c, rows) in folded.chunks_exact_mut(u * positions).enumerate() {
+            activate(activation, c, &x[c * len..][..len], &mut activated, isa);
+            for (r, row) in rows.chunks_exact_mut(positions).enumerate() {
+                for (m, slot) in row.iter_mut().enumerate() {
+                    let i = (m * u + r).checked_sub(self.padding);
+                    if let Some(value) = i.and_then(|i| activated.get(i)) {
+                        *slot = *value;
                     }
                 }
-                w = w.add(BLOCK);
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, lane) in row.iter().enumerate() {
-                lane.store(out.add(r * stride + v * V::WIDTH));
-            }
-        }
-    }
-}
-
-const PORTABLE_TILE: usize = 2 * 8;
-
-/// Eight lanes in plain Rust, for CPUs without AVX2; the compiler vectorises what it can.
-#[derive(Clone, Copy)]
-struct Portable([f32; 8]);
-
-impl Lanes for Portable {
-    const WIDTH: usize = 8;
-
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller guarantees 8 readable floats.
-        Self(unsafe { std::ptr::read_unaligned(p.cast::<[f32; 8]>()) })
-    }
-
-    unsafe fn store(self, p: *mut f32) {
-        // SAFETY: the caller guarantees 8 writable floats.
-        unsafe { std::ptr::write_unaligned(p.cast::<[f32; 8]>(), self.0) }
-    }
-
-    unsafe fn splat(value: f32) -> Self {
-        Self([value; 8])
-    }
-
-    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
-        let mut out = c.0;
-        for ((o, x), y) in out.iter_mut().zip(a.0).zip(b.0) {
-            *o += x * y;
-        }
-        Self(out)
-    }
-
-    unsafe fn add(a: Self, b: Self) -> Self {
-        let mut out = a.0;
-        for (o, y) in out.iter_mut().zip(b.0) {
-            *o += y;
-        }
-        Self(out)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::{
-        __m256, __m512, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
-        _mm256_storeu_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
-        _mm512_storeu_ps,
-    };
-
-    use super::{Input, Lanes, Target, block, snake_fma};
-
-    /// 8 rows × 3 vectors: 24 of the 32 registers accumulate.
-    pub(super) const AVX512_TILE: usize = 3 * 16;
-    /// 4 rows × 3 vectors: 12 of the 16 registers accumulate.
-    pub(super) const AVX2_TILE: usize = 3 * 8;
-
-    #[derive(Clone, Copy)]
-    struct Avx512(__m512);
-
-    impl Lanes for Avx512 {
-        const WIDTH: usize = 16;
-
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            // SAFETY: the caller guarantees 16 readable floats and AVX-512F.
-            Self(unsafe { _mm512_loadu_ps(p) })
-        }
-
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            // SAFETY: the caller guarantees 16 writable floats and AVX-512F.
-            unsafe { _mm512_storeu_ps(p, self.0) }
-        }
-
-        #[inline(always)]
-        unsafe fn splat(value: f32) -> Self {
-            // SAFETY: the caller guarantees AVX-512F.
-            Self(unsafe { _mm512_set1_ps(value) })
-        }
-
-        #[inline(always)]
-        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
-            // SAFETY: the caller guarantees AVX-512F.
-            Self(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
-        }
-
-        #[inline(always)]
-        unsafe fn add(a: Self, b: Self) -> Self {
-            // SAFETY: the caller guarantees AVX-512F.
-            Self(unsafe { _mm512_add_ps(a.0, b.0) })
-        }
-    }
-
-    #[derive(Clone, Copy)]
-    struct Avx2(__m256);
-
-    impl Lanes for Avx2 {
-        const WIDTH: usize = 8;
-
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            // SAFETY: the caller guarantees 8 readable floats and AVX.
-            Self(unsafe { _mm256_loadu_ps(p) })
-        }
-
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            // SAFETY: the caller guarantees 8 writable floats and AVX.
-            unsafe { _mm256_storeu_ps(p, self.0) }
-        }
-
-        #[inline(always)]
-        unsafe fn splat(value: f32) -> Self {
-            // SAFETY: the caller guarantees AVX.
-            Self(unsafe { _mm256_set1_ps(value) })
-        }
-
-        #[inline(always)]
-        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
-            // SAFETY: the caller guarantees FMA.
-            Self(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
-        }
-
-        #[inline(always)]
-        unsafe fn add(a: Self, b: Self) -> Self {
-            // SAFETY: the caller guarantees AVX.
-            Self(unsafe { _mm256_add_ps(a.0, b.0) })
-        }
-    }
-
-    /// # Safety
-    /// As `super::run_block`, on a CPU with AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn block_avx512(
-        input: &Input,
-        weights: &[f32],
-        target: &Target,
-        first_column: usize,
-        tiles: usize,
-    ) {
-        // SAFETY: the caller's guarantee.
-        unsafe { block::<Avx512, 8, 3>(input, weights, target, first_column, tiles) }
-    }
-
-    /// # Safety
-    /// As `super::run_block`, on a CPU with AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn block_avx2(
-        input: &Input,
-        weights: &[f32],
-        target: &Target,
-        first_column: usize,
-        tiles: usize,
-    ) {
-        // SAFETY: the caller's guarantee.
-        unsafe { block::<Avx2, 4, 3>(input, weights, target, first_column, tiles) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn snake_avx512(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
-        snake_fma(src, dst, alpha, inv_alpha)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn snake_avx2(src: &[f32], dst: &mut [f32], alpha: f32, inv_alpha: f32) -> bool {
-        snake_fma(src, dst, alpha, inv_alpha)
+        self.folded
+            .forward(&folded, positions, PreActivation::Identity)
     }
 }
 
@@ -942,7 +597,7 @@ mod tests {
         for (y, r) in want.iter_mut().zip(&residual) {
             *y += r;
         }
-        let got = conv.forward(&x, len, snake, Some(&residual));
+        let got = conv.forward_with_residual(&x, len, snake, Some(&residual));
         assert!(max_diff(&got, &want) < 1e-5);
 
         let leaky: Vec<f32> = x
@@ -950,7 +605,7 @@ mod tests {
             .map(|v| if *v > 0.0 { *v } else { 0.1 * v })
             .collect();
         let want = conv_reference(&leaky, &w, &b, (c_out, c_in, taps), len, 1, (1, 1));
-        let got = conv.forward(&x, len, PreActivation::LeakyRelu(0.1), None);
+        let got = conv.forward(&x, len, PreActivation::LeakyRelu(0.1));
         assert!(max_diff(&got, &want) < 1e-5);
     }
 
@@ -1010,32 +665,38 @@ mod tests {
         }
     }
 
-    /// `sin_fma` is exact code wherever it runs (`mul_add` is always fused), so the test calls it
-    /// directly; only its speed needs FMA. Errors count in ulps of max(|sin x|, 2⁻¹⁰): near the
-    /// zeros of sin at large x, the two-part π/2 leaves ~1e-11 absolute, far below Snake's x term.
     #[test]
-    fn fast_sine_is_within_two_ulp_of_libm() {
-        let ulps = |x: f32| {
-            let want = f64::from(x).sin();
-            let magnitude = (want.abs() as f32).max(1.0 / 1024.0);
-            (f64::from(sin_fma(x)) - want).abs() / f64::from(magnitude.next_up() - magnitude)
-        };
-        let grid = (-300_000..300_000).map(|i| i as f32 * 0.0273);
-        let edges = [FAST_SIN_LIMIT, -FAST_SIN_LIMIT, 0.785, 2.356];
-        let worst = grid.chain(edges).map(ulps).fold(0.0, f64::max);
-        assert!(worst <= 2.0, "worst error {worst} ulp");
-        for tiny in [1e-30f32, -1e-5, 3e-4] {
-            assert_eq!(sin_fma(tiny), tiny);
-        }
-    }
-
-    #[test]
-    fn snake_falls_back_to_libm_for_huge_arguments() {
-        let x = [1.0f32, FAST_SIN_LIMIT * 3.0, -2.0];
-        let mut out = [0f32; 3];
-        snake(&x, &mut out, 1.0, 1.0, Isa::detect());
-        for (v, got) in x.iter().zip(out) {
-            assert_eq!(got, v + v.sin() * v.sin());
+    fn strided_convolution_matches_direct_evaluation() {
+        for (c_out, c_in, kernel, stride, padding, len) in [
+            (16, 18, 30, 15, 7, 241),
+            (9, 18, 6, 3, 1, 40),
+            (8, 3, 1, 1, 0, 17),
+            (4, 2, 5, 2, 0, 11),
+        ] {
+            let x = values(c_in * len, 11);
+            let w = values(c_out * c_in * kernel, 12);
+            let b = values(c_out, 13);
+            let conv =
+                PackedStridedConv::new(&w, b.clone(), (c_out, c_in, kernel), stride, padding);
+            let out_len = (len + 2 * padding - kernel) / stride + 1;
+            assert_eq!(conv.out_len(len), Some(out_len));
+            let dense = conv_reference(
+                &x,
+                &w,
+                &b,
+                (c_out, c_in, kernel),
+                len,
+                1,
+                (padding, padding),
+            );
+            let dense_len = dense.len() / c_out;
+            let want: Vec<f32> = (0..c_out * out_len)
+                .map(|i| dense[(i / out_len) * dense_len + (i % out_len) * stride])
+                .collect();
+            let got = conv.forward(&x, len, PreActivation::Identity);
+            let tolerance = 1e-5 * want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(&got, &want);
+            assert!(diff < tolerance, "k{kernel} s{stride} p{padding}: {diff}");
         }
     }
 }
