@@ -4,7 +4,7 @@ fixtures: one estimator call (the CFG batch of two for the original model, one r
 and the whole solve (10 guided steps / 2 meanflow steps). Best and median of the rounds.
 
     PY=~/.cache/chatterbox-parity/venv/bin/python
-    $PY tools/parity/bench_s3gen_flow.py [rounds]   # after generate.py --full --only s3gen_flow
+    $PY tools/parity/bench_s3gen_flow.py [rounds] [cfg|meanflow]   # after generate.py --full --only s3gen_flow
 """
 
 import os
@@ -35,8 +35,11 @@ def timed(rounds: int, run) -> str:
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    only = sys.argv[2:]
     torch.set_num_threads(os.cpu_count() or 1)
     for name, meanflow in (("cfg", False), ("meanflow", True)):
+        if only and name not in only:
+            continue
         with safe_open(str(FULL / f"s3gen_flow_{name}_full.safetensors"), "pt") as f:
             data = {k.removeprefix("input."): f.get_tensor(k) for k in f.keys() if k.startswith("input.")}
             z = f.get_tensor("noise.z")

@@ -197,7 +197,7 @@ impl ConditionalDecoder {
     /// `vb` at the estimator (`flow.decoder.estimator` in the checkpoint), on the fastest
     /// kernels for its device and dtype.
     pub fn load(vb: VarBuilder, config: &ConditionalDecoderConfig) -> Result<Self> {
-        let kernels = Kernels::select(&vb);
+        let kernels = Kernels::select(vb.device(), vb.dtype());
         Self::load_with_kernels(vb, config, kernels)
     }
 

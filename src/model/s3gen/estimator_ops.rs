@@ -3,7 +3,7 @@
 //! avx512/. The back end is fixed when a layer's weights load ([`Kernels::select`]); both
 //! compute the same functions. Activations are time-major, (B, T, C).
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
 #[cfg(target_arch = "x86_64")]
@@ -21,23 +21,23 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    /// The AVX-512 kernels for f32 weights on a CPU that has them, candle's ops otherwise.
-    pub fn select(vb: &VarBuilder) -> Self {
+    /// The AVX-512 kernels for f32 on a CPU that has them, candle's ops otherwise.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    pub fn select(device: &Device, dtype: DType) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if vb.device().is_cpu()
-            && vb.dtype() == DType::F32
+        if device.is_cpu()
+            && dtype == DType::F32
             && let Some(token) = Avx512::detect()
         {
             return Self::Avx512(token);
         }
-        let _ = vb;
         Self::Candle
     }
 }
 
 /// What a [`Dense`] layer applies to its output before returning it.
 #[derive(Clone, Copy)]
-pub enum Then<'a> {
+pub(crate) enum Then<'a> {
     Nothing,
     /// torch's exact GELU.
     Gelu,
@@ -53,7 +53,7 @@ enum DenseKernel {
 
 /// x·Wᵀ + b on time-major rows; with `taps` > 1, over the frames t − taps + 1 ..= t side by side
 /// (zeros before the first frame), which is a causal convolution.
-pub struct Dense {
+pub(crate) struct Dense {
     kernel: DenseKernel,
     taps: usize,
 }
@@ -199,7 +199,7 @@ fn linear_rows(layer: &Linear, x: &Tensor) -> Result<Tensor> {
 }
 
 /// `nn.LayerNorm(width)` over the channels of time-major activations.
-pub struct Norm {
+pub(crate) struct Norm {
     layer_norm: LayerNorm,
     /// The AVX-512 path's copies of the weight and bias, when it is used.
     weight: Vec<f32>,
@@ -260,13 +260,18 @@ impl Norm {
 }
 
 /// torch's Mish, x·tanh(softplus(x)), from candle ops.
-pub fn mish(x: &Tensor) -> Result<Tensor> {
+pub(crate) fn mish(x: &Tensor) -> Result<Tensor> {
     x * (x.exp()? + 1.0)?.log()?.tanh()?
 }
 
 /// Unmasked multi-head self-attention over the stacked projection `qkv` (B, T, 3·heads·head_dim)
 /// = [q | k | v], q already scaled: the context (B, T, heads·head_dim).
-pub fn attention(qkv: &Tensor, heads: usize, head_dim: usize, kernels: Kernels) -> Result<Tensor> {
+pub(crate) fn attention(
+    qkv: &Tensor,
+    heads: usize,
+    head_dim: usize,
+    kernels: Kernels,
+) -> Result<Tensor> {
     let (b, t, _) = qkv.dims3()?;
     let inner = heads * head_dim;
     match kernels {

@@ -81,99 +81,134 @@ pub fn attention(_: Avx512, shape: Heads, qkv: &[f32], out: &mut [MaybeUninit<f3
 
     let query_blocks = frames.div_ceil(QUERY_BLOCK);
     let shared = SharedOut(out.as_mut_ptr().cast());
+    let scratch_len = 3 * head_dim * NR + QUERY_BLOCK + key_blocks * MR * QUERY_BLOCK;
     (0..batch * heads * query_blocks)
         .into_par_iter()
         .for_each(|task| {
-            let (bh, qblock) = (task / query_blocks, task % query_blocks);
-            let (b, h) = (bh / heads, bh % heads);
-            let q0 = qblock * QUERY_BLOCK;
-            let queries = QUERY_BLOCK.min(frames - q0);
-            let panels = queries.div_ceil(NR);
-            let panel_len = head_dim * NR;
-            let scores_len = key_blocks * MR * QUERY_BLOCK;
-            with_scratch(3 * panel_len + QUERY_BLOCK + scores_len, |scratch| {
-                let (query_panels, scratch) = scratch.split_at_mut(3 * panel_len);
-                let (inverse_sums, scores) = scratch.split_at_mut(QUERY_BLOCK);
-                // Queries as the right operand: panels of 32, k-major, zero-padded.
-                for j in 0..panels * NR {
-                    let slots =
-                        query_panels[(j / NR) * panel_len..][..panel_len].chunks_exact_mut(NR);
-                    if j < queries {
-                        let row = (b * frames + q0 + j) * stride + h * head_dim;
-                        for (slot, &v) in slots.zip(&qkv[row..][..head_dim]) {
-                            slot[j % NR] = v;
-                        }
-                    } else {
-                        slots.for_each(|slot| slot[j % NR] = 0.0);
-                    }
-                }
-                let (key_head, value_head) = packed[bh * per_head..][..per_head].split_at(keys_len);
-                for kb in 0..key_blocks {
-                    for p in 0..panels {
-                        let out = TileOut {
-                            // SAFETY (pointer arithmetic): inside `scores`.
-                            c: unsafe { scores.as_mut_ptr().add(kb * MR * QUERY_BLOCK + p * NR) },
-                            ldc: QUERY_BLOCK,
-                            rows: MR.min(frames - kb * MR),
-                            cols: NR.min(queries - p * NR),
-                        };
-                        // SAFETY: a 12-key block (head_dim steps of 12) and a query panel
-                        // (head_dim steps of 32); the tile lies inside `scores`; AVX-512F is
-                        // vouched for by the token.
-                        unsafe {
-                            tile(
-                                key_head[kb * head_dim * MR..].as_ptr(),
-                                MR,
-                                query_panels[p * panel_len..].as_ptr(),
-                                NR,
-                                head_dim,
-                                out,
-                                Epilogue::NONE,
-                                0,
-                                0,
-                            )
-                        };
-                    }
-                }
-                // SAFETY: AVX-512F is vouched for by the token.
-                unsafe {
-                    softmax_columns(&mut scores[..frames * QUERY_BLOCK], queries, inverse_sums)
-                };
-                for m in 0..queries.div_ceil(MR) {
-                    let rows = MR.min(queries - m * MR);
-                    let epilogue = Epilogue {
-                        row_scale: Some(&inverse_sums[m * MR..][..rows]),
-                        ..Epilogue::NONE
-                    };
-                    for p in 0..head_dim / NR {
-                        let row = b * frames + q0 + m * MR;
-                        let out = TileOut {
-                            // This task's rows and head columns.
-                            c: shared.at(row * inner + h * head_dim + p * NR),
-                            ldc: inner,
-                            rows,
-                            cols: NR,
-                        };
-                        // SAFETY: the exponentials hold `frames` steps of 12 at stride 96, the
-                        // values `frames` rows of 32 at stride head_dim; the tile is this
-                        // task's own part of `out`.
-                        unsafe {
-                            tile(
-                                scores[m * MR..].as_ptr(),
-                                QUERY_BLOCK,
-                                value_head[p * NR..].as_ptr(),
-                                head_dim,
-                                frames,
-                                out,
-                                epilogue,
-                                0,
-                                0,
-                            )
-                        };
-                    }
-                }
-            });
+            let (bh, query_block) = (task / query_blocks, task % query_blocks);
+            let (keys, values) = packed[bh * per_head..][..per_head].split_at(keys_len);
+            let block = QueryBlock {
+                shape,
+                qkv,
+                keys,
+                values,
+                batch_row: bh / heads,
+                head: bh % heads,
+                q0: query_block * QUERY_BLOCK,
+                out: shared,
+            };
+            // SAFETY: the token vouches for AVX-512F; the block's part of `out` is its own.
+            with_scratch(scratch_len, |scratch| unsafe { block.attend(scratch) });
         });
+}
+
+/// One task: up to 96 queries of one head of one batch row.
+struct QueryBlock<'a> {
+    shape: Heads,
+    qkv: &'a [f32],
+    /// This head's packed keys and values.
+    keys: &'a [f32],
+    values: &'a [f32],
+    batch_row: usize,
+    head: usize,
+    q0: usize,
+    out: SharedOut,
+}
+
+impl QueryBlock<'_> {
+    /// Compiled for AVX-512F so that [`tile`] and its epilogue are inlined here.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, and no other task may write this block's part of `out`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn attend(&self, scratch: &mut [f32]) {
+        let Heads {
+            frames,
+            heads,
+            head_dim,
+            ..
+        } = self.shape;
+        let (inner, stride) = (heads * head_dim, 3 * heads * head_dim);
+        let (b, h, q0) = (self.batch_row, self.head, self.q0);
+        let queries = QUERY_BLOCK.min(frames - q0);
+        let panels = queries.div_ceil(NR);
+        let panel_len = head_dim * NR;
+        let (query_panels, scratch) = scratch.split_at_mut(3 * panel_len);
+        let (inverse_sums, scores) = scratch.split_at_mut(QUERY_BLOCK);
+        // Queries as the right operand: panels of 32, k-major, zero-padded.
+        for j in 0..panels * NR {
+            let slots = query_panels[(j / NR) * panel_len..][..panel_len].chunks_exact_mut(NR);
+            if j < queries {
+                let row = (b * frames + q0 + j) * stride + h * head_dim;
+                for (slot, &v) in slots.zip(&self.qkv[row..][..head_dim]) {
+                    slot[j % NR] = v;
+                }
+            } else {
+                slots.for_each(|slot| slot[j % NR] = 0.0);
+            }
+        }
+        for kb in 0..frames.div_ceil(MR) {
+            for p in 0..panels {
+                let out = TileOut {
+                    // SAFETY (pointer arithmetic): inside `scores`.
+                    c: unsafe { scores.as_mut_ptr().add(kb * MR * QUERY_BLOCK + p * NR) },
+                    ldc: QUERY_BLOCK,
+                    rows: MR.min(frames - kb * MR),
+                    cols: NR.min(queries - p * NR),
+                };
+                // SAFETY: a 12-key block (head_dim steps of 12) and a query panel (head_dim
+                // steps of 32); the tile lies inside `scores`; AVX-512F is enabled here.
+                unsafe {
+                    tile(
+                        self.keys[kb * head_dim * MR..].as_ptr(),
+                        MR,
+                        query_panels[p * panel_len..].as_ptr(),
+                        NR,
+                        head_dim,
+                        out,
+                        Epilogue::NONE,
+                        0,
+                        0,
+                    )
+                };
+            }
+        }
+        // SAFETY: AVX-512F is enabled here.
+        unsafe { softmax_columns(&mut scores[..frames * QUERY_BLOCK], queries, inverse_sums) };
+        for m in 0..queries.div_ceil(MR) {
+            let rows = MR.min(queries - m * MR);
+            let epilogue = Epilogue {
+                row_scale: Some(&inverse_sums[m * MR..][..rows]),
+                ..Epilogue::NONE
+            };
+            for p in 0..head_dim / NR {
+                let row = b * frames + q0 + m * MR;
+                let out = TileOut {
+                    // This task's rows and head columns.
+                    c: self.out.at(row * inner + h * head_dim + p * NR),
+                    ldc: inner,
+                    rows,
+                    cols: NR,
+                };
+                // SAFETY: the exponentials hold `frames` steps of 12 at stride 96, the values
+                // `frames` rows of 32 at stride head_dim; the tile is this task's own part of
+                // `out`; AVX-512F is enabled here.
+                unsafe {
+                    tile(
+                        scores[m * MR..].as_ptr(),
+                        QUERY_BLOCK,
+                        self.values[p * NR..].as_ptr(),
+                        head_dim,
+                        frames,
+                        out,
+                        epilogue,
+                        0,
+                        0,
+                    )
+                };
+            }
+        }
+    }
 }
 
 /// The softmax down each of the first `queries` columns of `scores` (keys × 96, row-major),

@@ -82,6 +82,7 @@ fn column_masks(cols: usize) -> (__mmask16, __mmask16) {
 /// `out.ldc`, and the epilogue's bias must hold 32 floats from `col0`, its residual the same
 /// elements as C relative to `residual_offset`, its row scale `out.rows` factors. The CPU must
 /// support AVX-512F.
+#[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn tile(
@@ -263,44 +264,64 @@ pub fn linear(
         .enumerate()
         .for_each(|(task, out)| {
             let r0 = task * task_rows;
-            let task_rows = out.len() / n;
-            let blocks = task_rows.div_ceil(MR);
+            let blocks = (out.len() / n).div_ceil(MR);
             with_scratch(blocks * k * MR + source.width, |scratch| {
-                let (packed, normed) = scratch.split_at_mut(blocks * k * MR);
-                for (block, dst) in packed.chunks_exact_mut(k * MR).enumerate() {
-                    // SAFETY: the token vouches for AVX-512F.
-                    unsafe { source.pack(r0 + block * MR, rows, dst, normed) };
-                }
-                for (p, panel) in weight.panels.chunks_exact(k * NR).enumerate() {
-                    for (block, a) in packed.chunks_exact(k * MR).enumerate() {
-                        let offset = block * MR * n + p * NR;
-                        let tile_out = TileOut {
-                            // SAFETY (pointer arithmetic): inside this task's rows.
-                            c: unsafe { out.as_mut_ptr().add(offset).cast() },
-                            ldc: n,
-                            rows: MR.min(task_rows - block * MR),
-                            cols: NR.min(n - p * NR),
-                        };
-                        // SAFETY: `a` holds k·12 packed floats, the panel k·32; the tile's rows
-                        // and columns lie inside `out`, whose layout the residual shares; the
-                        // token vouches for AVX-512F.
-                        unsafe {
-                            tile(
-                                a.as_ptr(),
-                                MR,
-                                panel.as_ptr(),
-                                NR,
-                                k,
-                                tile_out,
-                                epilogue,
-                                p * NR,
-                                r0 * n + offset,
-                            )
-                        };
-                    }
-                }
+                // SAFETY: the token vouches for AVX-512F; `out` holds this task's rows.
+                unsafe { linear_task(source, rows, weight, epilogue, r0, scratch, out) }
             });
         });
+}
+
+/// One task of [`linear`]: packs its rows (from `r0`) into `scratch`, then multiplies them by
+/// every panel into `out`, this task's rows of C. Compiled for AVX-512F so that [`tile`] and
+/// its epilogue are inlined here.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn linear_task(
+    source: RowSource,
+    rows: usize,
+    weight: &PackedLinear,
+    epilogue: Epilogue,
+    r0: usize,
+    scratch: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
+) {
+    let (k, n) = (weight.k, weight.n);
+    let task_rows = out.len() / n;
+    let (packed, normed) = scratch.split_at_mut(task_rows.div_ceil(MR) * k * MR);
+    for (block, dst) in packed.chunks_exact_mut(k * MR).enumerate() {
+        // SAFETY: AVX-512F is enabled here.
+        unsafe { source.pack(r0 + block * MR, rows, dst, normed) };
+    }
+    for (p, panel) in weight.panels.chunks_exact(k * NR).enumerate() {
+        for (block, a) in packed.chunks_exact(k * MR).enumerate() {
+            let offset = block * MR * n + p * NR;
+            let tile_out = TileOut {
+                // SAFETY (pointer arithmetic): inside this task's rows.
+                c: unsafe { out.as_mut_ptr().add(offset).cast() },
+                ldc: n,
+                rows: MR.min(task_rows - block * MR),
+                cols: NR.min(n - p * NR),
+            };
+            // SAFETY: `a` holds k·12 packed floats, the panel k·32; the tile's rows and columns
+            // lie inside `out`, whose layout the residual shares; AVX-512F is enabled here.
+            unsafe {
+                tile(
+                    a.as_ptr(),
+                    MR,
+                    panel.as_ptr(),
+                    NR,
+                    k,
+                    tile_out,
+                    epilogue,
+                    p * NR,
+                    r0 * n + offset,
+                )
+            };
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! 56 transformer and 14 residual blocks run at the speed of the FMA units.
 //! estimator_ops.rs chooses between these and candle's ops.
 
-pub mod attention;
-pub mod gemm;
+pub(crate) mod attention;
+pub(crate) mod gemm;
 mod math;
-pub mod rows;
+pub(crate) mod rows;
 
 /// Proof that the CPU runs AVX-512F: the kernels' safe entry points require one.
 #[derive(Clone, Copy, Debug)]
