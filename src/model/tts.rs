@@ -412,6 +412,20 @@ impl ChatterboxTTS {
         voice: &Conditionals,
         options: &SpeechOptions,
     ) -> Result<Vec<f32>, GenerateError> {
+        let tokens = self.speech_tokens(text, voice, options)?;
+        Ok(self
+            .s3gen
+            .inference(&tokens, &voice.s3gen_prompt, options.seed)?)
+    }
+
+    /// `generate`'s first stage: T3's speech tokens for `text`, filtered (and, for Turbo,
+    /// padded with silence) as the variant hands them to S3Gen.
+    pub fn speech_tokens(
+        &self,
+        text: &str,
+        voice: &Conditionals,
+        options: &SpeechOptions,
+    ) -> Result<Vec<u32>, GenerateError> {
         let text_tokens = self.tokenizer.encode(text, options.language.as_deref())?;
         let prefix = self.prefix(voice, options.exaggeration)?;
         let uniforms = Uniforms::from_seed(options.seed, options.t3.max_new_tokens, &self.device)?;
@@ -432,9 +446,12 @@ impl ChatterboxTTS {
         if tokens.is_empty() {
             return Err(GenerateError::NoSpeech);
         }
-        Ok(self
-            .s3gen
-            .inference(&tokens, &voice.s3gen_prompt, options.seed)?)
+        Ok(tokens)
+    }
+
+    /// `generate`'s second stage, for callers that drive or time the stages apart.
+    pub fn s3gen(&self) -> &S3Gen {
+        &self.s3gen
     }
 
     /// T3's conditioning prefix for the voice at this exaggeration, computed once and kept

@@ -15,4 +15,5 @@ mod t3;
 mod t3_case;
 mod t3_sampler;
 mod text;
+mod tts_e2e;
 mod voice_encoder;

@@ -56,6 +56,8 @@ CAMPPLUS = dict(embedding_size=192, growth_rate=8, bn_size=2, init_channels=32)
 ENCODER = dict(input_size=WIDTH, output_size=WIDTH, attention_heads=2, linear_units=128, num_blocks=1,
                num_up_blocks=1)
 HIFT = dict(base_channels=16, f0_channels=16)
+TURBO_SEED = 0x7E57
+ENGLISH_SEED = 0xE1
 
 
 def estimator_config(meanflow: bool) -> dict:
@@ -211,8 +213,8 @@ def write(out: Path, variant: str, backbone: str, seed: int, tts_class, referenc
 def main():
     torch.manual_seed(0)
     with torch.no_grad():
-        write(OUT / "chatterbox-turbo", "turbo", "tiny_gpt2_16", 0x7E57, ChatterboxTurboTTS, 6.0)
-        write(OUT / "chatterbox", "english", "tiny_llama_32", 0xE1, ChatterboxTTS, 6.0)
+        write(OUT / "chatterbox-turbo", "turbo", "tiny_gpt2_16", TURBO_SEED, ChatterboxTurboTTS, 6.0)
+        write(OUT / "chatterbox", "english", "tiny_llama_32", ENGLISH_SEED, ChatterboxTTS, 6.0)
 
 
 if __name__ == "__main__":
