@@ -7,6 +7,8 @@
 //!     CHATTERBOX_PERTH_CHECKPOINT=<perth_net_250000.pth.tar> \
 //!         cargo bench --bench generate -- [checkpoint dir] [tokens] [rounds]
 //!
+//! `CHATTERBOX_T3_BF16_WEIGHTS=true` times T3 with bf16 decode weights, as the worker runs it.
+//!
 //! Random weights rarely emit the stop token, so each round produces the requested number of
 //! tokens; the figures count what was produced.
 
@@ -15,6 +17,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use chatterbox_worker::audio::wav;
+use chatterbox_worker::config::T3_BF16_WEIGHTS_VAR;
 use chatterbox_worker::model::perth::PerthWatermarker;
 use chatterbox_worker::model::s3gen::S3GEN_SR;
 use chatterbox_worker::model::tts::{ChatterboxTTS, SpeechOptions, Variant};
@@ -36,8 +39,18 @@ fn main() {
     let device = Device::Cpu;
 
     let started = Instant::now();
-    let tts = ChatterboxTTS::from_local(Variant::Turbo, &dir, &device, DType::F32)
-        .unwrap_or_else(|e| panic!("{}: {e} (see the header of benches/generate.rs)", dir.display()));
+    let mut tts = ChatterboxTTS::from_local(Variant::Turbo, &dir, &device, DType::F32)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (see the header of benches/generate.rs)",
+                dir.display()
+            )
+        });
+    let compact = std::env::var(T3_BF16_WEIGHTS_VAR).is_ok_and(|v| v == "true");
+    if compact {
+        tts.store_t3_decode_weights_as(DType::BF16)
+            .expect("bf16 decode weights");
+    }
     let watermarker = std::env::var_os("CHATTERBOX_PERTH_CHECKPOINT")
         .map(|path| PerthWatermarker::load(&PathBuf::from(path), &device).expect("Perth weights"));
     let load_s = started.elapsed().as_secs_f64();
@@ -49,8 +62,9 @@ fn main() {
         .expect("prepare_conditionals");
     let prepare_s = started.elapsed().as_secs_f64();
     println!(
-        "load {load_s:.2} s (watermark {}), prepare_conditionals on {:.1} s of audio {prepare_s:.2} s",
+        "load {load_s:.2} s (watermark {}, T3 decode weights {}), prepare_conditionals on {:.1} s of audio {prepare_s:.2} s",
         if watermarker.is_some() { "on" } else { "off" },
+        if compact { "bf16" } else { "f32" },
         clip.duration_seconds()
     );
 

@@ -12,6 +12,8 @@ pub const MODEL_VAR: &str = "CHATTERBOX_MODEL";
 pub const CONCURRENCY_VAR: &str = "MAX_CONCURRENCY";
 pub const REFRESH_VAR: &str = "CHATTERBOX_REFRESH_WORKER";
 pub const WATERMARK_VAR: &str = "CHATTERBOX_WATERMARK";
+/// `true`: T3 keeps its decode weights in bf16 on the CPU (see docs/configuration.md).
+pub const T3_BF16_WEIGHTS_VAR: &str = "CHATTERBOX_T3_BF16_WEIGHTS";
 pub const PERTH_CHECKPOINT_VAR: &str = "CHATTERBOX_PERTH_CHECKPOINT";
 pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
 /// The Perth weights' file name in the resemble-perth package.
@@ -81,6 +83,7 @@ impl Settings {
                     .unwrap_or_else(|| volume.models().join("perth").join(PERTH_CHECKPOINT_FILE)),
             ),
             watermark_by_default: flag(WATERMARK_VAR, true)?,
+            t3_bf16_weights: flag(T3_BF16_WEIGHTS_VAR, false)?,
             voice_cache,
         };
         Ok(Self {

@@ -87,6 +87,28 @@ fn turbo_speaks_with_the_builtin_voice_and_a_reference_clip() {
 }
 
 #[test]
+fn bf16_decode_weights_speak_on_the_cpu() {
+    let dir = tiny("chatterbox-turbo");
+    let mut tts =
+        ChatterboxTTS::from_local(Variant::Turbo, &dir, &Device::Cpu, DType::F32).unwrap();
+    tts.store_t3_decode_weights_as(DType::BF16).unwrap();
+    let speech = tts
+        .generate(
+            "Hello there.",
+            tts.builtin_voice().unwrap(),
+            &options(Variant::Turbo, 7, 20),
+        )
+        .unwrap();
+    assert_audio(&speech, 3 * 960);
+
+    // Compact weights are a CPU f32 option; an f16 model is already compact.
+    let mut f16 =
+        ChatterboxTTS::from_local(Variant::Turbo, &dir, &Device::Cpu, DType::F16).unwrap();
+    let error = f16.store_t3_decode_weights_as(DType::BF16).unwrap_err();
+    assert!(error.to_string().contains("f32 models"), "{error}");
+}
+
+#[test]
 fn english_speaks_with_guidance_and_voice_conversion_runs() {
     let dir = tiny("chatterbox");
     let tts = ChatterboxTTS::from_local(Variant::English, &dir, &Device::Cpu, DType::F32).unwrap();

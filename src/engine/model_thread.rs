@@ -142,9 +142,16 @@ impl Models {
                 optional: layout.optional,
             };
             let (device, dtype) = (self.device.clone(), self.dtype);
+            let compact = self.config.t3_bf16_weights;
             let model = self.load(
                 &format!("Chatterbox {variant}"),
-                |dir| ChatterboxTTS::from_local(variant, dir, &device, dtype),
+                |dir| {
+                    let mut model = ChatterboxTTS::from_local(variant, dir, &device, dtype)?;
+                    if compact {
+                        model.store_t3_decode_weights_as(DType::BF16)?;
+                    }
+                    Ok(model)
+                },
                 files,
             )?;
             self.tts = Some(model);

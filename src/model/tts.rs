@@ -48,6 +48,8 @@ pub enum LoadError {
     Tokenizer(#[from] TokenizerError),
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Model(#[from] candle_core::Error),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +345,11 @@ impl ChatterboxTTS {
             to_16k: Resampler::soxr_like(S3GEN_SR, S3_SR),
             device: device.clone(),
         })
+    }
+
+    /// See [`T3::store_decode_weights_as`].
+    pub fn store_t3_decode_weights_as(&mut self, dtype: DType) -> candle_core::Result<()> {
+        self.t3.store_decode_weights_as(dtype)
     }
 
     pub fn variant(&self) -> Variant {

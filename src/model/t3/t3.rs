@@ -83,6 +83,21 @@ pub struct T3 {
 }
 
 impl T3 {
+    /// Keeps the backbone's projections and the speech head in `dtype` (bf16: half the bytes
+    /// each CPU decode step reads, at the cost of rounding the weights). CPU f32 models only:
+    /// elsewhere the model's own dtype is the way to store it compactly.
+    pub fn store_decode_weights_as(&mut self, dtype: DType) -> Result<()> {
+        if !self.device.is_cpu() || self.dtype != DType::F32 {
+            candle_core::bail!(
+                "compact decode weights apply to f32 models on the CPU (this one is {:?} on {:?})",
+                self.dtype,
+                self.device
+            );
+        }
+        self.backbone.store_linears_as(dtype)?;
+        self.speech_head.store_as(dtype)
+    }
+
     pub fn load(vb: VarBuilder, hp: &T3Config) -> Result<Self> {
         let dim = hp.n_channels();
         let (text_pos_emb, speech_pos_emb) = if hp.learned_pos_emb {

@@ -44,6 +44,18 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
+    /// Every projection, for [`super::Backbone::store_linears_as`].
+    pub fn linears_mut(&mut self) -> impl Iterator<Item = &mut RowsLinear> {
+        self.h.iter_mut().flat_map(|block| {
+            [
+                &mut block.c_attn,
+                &mut block.attn_c_proj,
+                &mut block.c_fc,
+                &mut block.mlp_c_proj,
+            ]
+        })
+    }
+
     /// `vb` at the model's prefix (`tfmr`).
     pub fn load(vb: VarBuilder, cfg: &Gpt2Config) -> Result<Self> {
         if cfg.n_head == 0 || !cfg.n_embd.is_multiple_of(cfg.n_head) {

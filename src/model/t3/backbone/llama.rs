@@ -196,6 +196,18 @@ impl Llama {
         })
     }
 
+    /// Every projection, for [`super::Backbone::store_linears_as`].
+    pub fn linears_mut(&mut self) -> impl Iterator<Item = &mut RowsLinear> {
+        self.layers.iter_mut().flat_map(|layer| {
+            [
+                &mut layer.self_attn.qkv_proj,
+                &mut layer.self_attn.o_proj,
+                &mut layer.mlp.gate_up_proj,
+                &mut layer.mlp.down_proj,
+            ]
+        })
+    }
+
     pub fn max_positions(&self) -> usize {
         self.rope.cos.dims()[0]
     }

@@ -30,6 +30,14 @@ impl Backbone {
         })
     }
 
+    /// Keeps every projection's weight in `dtype` (see [`linear_rows::RowsLinear::store_as`]).
+    pub fn store_linears_as(&mut self, dtype: candle_core::DType) -> Result<()> {
+        match self {
+            Self::Llama(m) => m.linears_mut().try_for_each(|l| l.store_as(dtype)),
+            Self::Gpt2(m) => m.linears_mut().try_for_each(|l| l.store_as(dtype)),
+        }
+    }
+
     /// Positions a sequence may reach (the RoPE table, or GPT-2's `wpe`).
     pub fn max_positions(&self) -> usize {
         match self {
