@@ -1,6 +1,6 @@
 //! The whole pipeline on the tiny random checkpoints (tests/fixtures/checkpoints/tiny, made by
 //! tools/parity/tiny_checkpoint.py in the real file layout): text to a 24 kHz waveform for
-//! Turbo and English, with the built-in voice and with a reference clip, and voice conversion.
+//! Turbo, English and multilingual, with the built-in voice and with a reference clip, and voice conversion.
 //! The weights are random, so the audio is measured, not listened to.
 
 use std::path::PathBuf;
@@ -106,6 +106,29 @@ fn bf16_decode_weights_speak_on_the_cpu() {
         ChatterboxTTS::from_local(Variant::Turbo, &dir, &Device::Cpu, DType::F16).unwrap();
     let error = f16.store_t3_decode_weights_as(DType::BF16).unwrap_err();
     assert!(error.to_string().contains("f32 models"), "{error}");
+}
+
+#[test]
+fn multilingual_speaks_a_language_from_pt_checkpoint_files() {
+    // The multilingual repository's layout: t3_mtl23ls_v2.safetensors, s3gen.pt and ve.pt
+    // (torch pickles), the grapheme tokenizer and Cangjie table, conds.pt.
+    let dir = tiny("chatterbox-multilingual");
+    let tts =
+        ChatterboxTTS::from_local(Variant::Multilingual, &dir, &Device::Cpu, DType::F32).unwrap();
+    let builtin = tts.builtin_voice().expect("conds.pt loads");
+    let mut opts = options(Variant::Multilingual, 5, 16);
+    opts.t3.sampling.temperature = 0.0;
+    opts.language = Some("fr".into());
+    let speech = tts.generate("Bonjour à tous.", builtin, &opts).unwrap();
+    assert_audio(&speech, 960);
+    assert!(speech.len() <= 16 * 960);
+
+    opts.language = Some("xx".into());
+    let error = tts.generate("Bonjour.", builtin, &opts).unwrap_err();
+    assert!(
+        error.to_string().contains("unsupported language"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ ResembleAI/chatterbox), reduced sizes, seeded weights stored in float16, and a c
 the reference's own prepare_conditionals on real speech. The reductions the code cannot infer
 from the weights are recorded in chatterbox-worker.json, which the worker reads next to them.
 
-    python tools/parity/tiny_checkpoint.py          # -> tests/fixtures/checkpoints/tiny
+    python tools/parity/tiny_checkpoint.py [turbo|english|multilingual]   # -> tests/fixtures/checkpoints/tiny
 
 They exist so the whole pipeline (text -> WAV, voice conversion) runs in CI and from the CLI
 without downloads. They produce noise-like audio: parity is checked elsewhere."""
@@ -35,6 +35,7 @@ from chatterbox.models.s3tokenizer import S3Tokenizer  # noqa: E402
 from chatterbox.models.voice_encoder import VoiceEncoder  # noqa: E402
 from chatterbox.models.voice_encoder.config import VoiceEncConfig  # noqa: E402
 from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS  # noqa: E402
+from chatterbox.mtl_tts import ChatterboxMultilingualTTS  # noqa: E402
 from chatterbox.tts import ChatterboxTTS  # noqa: E402
 from chatterbox.tts_turbo import ChatterboxTurboTTS  # noqa: E402
 from s3tokenizer.model_v2 import ModelConfig, S3TokenizerV2  # noqa: E402
@@ -48,6 +49,8 @@ TOKENIZERS = ROOT / "tests" / "fixtures" / "tokenizers"
 LLAMA_CONFIGS["tiny_llama_32"] = dict(t3_case.TINY_LLAMA, hidden_size=32, intermediate_size=64,
                                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
                                        head_dim=8)
+# 14 layers of 16 heads, as the multilingual alignment guard reads heads of layers 9, 12, 13.
+LLAMA_CONFIGS["tiny_llama_14x64"] = dict(t3_case.TINY_LLAMA, hidden_size=64, intermediate_size=128, head_dim=4)
 LLAMA_CONFIGS["tiny_gpt2_16"] = dict(t3_case.TINY_GPT2, n_embd=16, hidden_size=16, n_layer=2, n_head=2)
 
 WIDTH = 64
@@ -58,6 +61,7 @@ ENCODER = dict(input_size=WIDTH, output_size=WIDTH, attention_heads=2, linear_un
 HIFT = dict(base_channels=16, f0_channels=16)
 TURBO_SEED = 0x7E57
 ENGLISH_SEED = 0xE1
+MULTILINGUAL_SEED = 0x3717
 
 
 def estimator_config(meanflow: bool) -> dict:
@@ -158,9 +162,13 @@ def ve_rust_config(hp: VoiceEncConfig) -> dict:
 
 
 def save(module: torch.nn.Module, path: Path, skip=()):
+    """safetensors, or a torch state_dict pickle for the multilingual files named `.pt`."""
     state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
              for k, v in module.state_dict().items() if k not in skip}
-    save_file(state, str(path))
+    if path.suffix == ".pt":
+        torch.save(state, path)
+    else:
+        save_file(state, str(path))
     print(f"  {path.relative_to(ROOT)}: {path.stat().st_size / 1e6:.2f} MB")
 
 
@@ -184,18 +192,21 @@ def write(out: Path, variant: str, backbone: str, seed: int, tts_class, referenc
     s3gen = build_s3gen(meanflow, seed + 2)
     for module in (t3, ve, s3gen):
         as_stored(module)
-    names = {"turbo": ("t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors"),
-             "english": ("t3_cfg.safetensors", "s3gen.safetensors")}[variant]
+    names = {"turbo": ("t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors", "ve.safetensors"),
+             "english": ("t3_cfg.safetensors", "s3gen.safetensors", "ve.safetensors"),
+             "multilingual": ("t3_mtl23ls_v2.safetensors", "s3gen.pt", "ve.pt")}[variant]
     save(t3, out / names[0])
     save(s3gen, out / names[1], skip=("tokenizer._mel_filters", "tokenizer.window"))
-    save(ve, out / "ve.safetensors")
+    save(ve, out / names[2])
     if variant == "english":
         shutil.copy(TOKENIZERS / "en" / "tokenizer.json", out / "tokenizer.json")
-        tokenizer = None
+    elif variant == "multilingual":
+        shutil.copy(TOKENIZERS / "mtl" / "mtl_tokenizer.json", out / "grapheme_mtl_merged_expanded_v1.json")
+        shutil.copy(TOKENIZERS / "mtl" / "Cangjie5_TC.json", out / "Cangjie5_TC.json")
     else:
         for name in ("vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json"):
             shutil.copy(TOKENIZERS / "turbo" / name, out / name)
-        tokenizer = None
+    tokenizer = None
     tts = tts_class(t3, s3gen, ve, tokenizer, "cpu")
     wav_path = out.parent / f".reference-{variant}.wav"
     import soundfile
@@ -211,10 +222,19 @@ def write(out: Path, variant: str, backbone: str, seed: int, tts_class, referenc
 
 
 def main():
+    only = sys.argv[1:]
+    checkpoints = {
+        # (directory, variant, backbone, seed, class)
+        "turbo": ("chatterbox-turbo", "turbo", "tiny_gpt2_16", TURBO_SEED, ChatterboxTurboTTS),
+        "english": ("chatterbox", "english", "tiny_llama_32", ENGLISH_SEED, ChatterboxTTS),
+        "multilingual": ("chatterbox-multilingual", "multilingual", "tiny_llama_14x64", MULTILINGUAL_SEED,
+                         ChatterboxMultilingualTTS),
+    }
     torch.manual_seed(0)
     with torch.no_grad():
-        write(OUT / "chatterbox-turbo", "turbo", "tiny_gpt2_16", TURBO_SEED, ChatterboxTurboTTS, 6.0)
-        write(OUT / "chatterbox", "english", "tiny_llama_32", ENGLISH_SEED, ChatterboxTTS, 6.0)
+        for name, (directory, variant, backbone, seed, tts_class) in checkpoints.items():
+            if not only or name in only:
+                write(OUT / directory, variant, backbone, seed, tts_class, 6.0)
 
 
 if __name__ == "__main__":
