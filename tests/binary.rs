@@ -215,6 +215,11 @@ async fn sigterm_while_a_result_is_being_posted_waits_for_the_post() {
 
 /// The README's first command: the main job on the tiny checkpoints, without downloads.
 fn run_job_on_tiny_checkpoints(job: &str) -> Value {
+    run_job_on(job, "", "turbo")
+}
+
+/// A test input on `model` with the tiny checkpoints under `folder` of the tiny directory.
+fn run_job_on(job: &str, folder: &str, model: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(BIN)
@@ -228,8 +233,9 @@ fn run_job_on_tiny_checkpoints(job: &str) -> Value {
         .env("CHATTERBOX_VOLUME", dir.path().join("volume"))
         .env(
             "CHATTERBOX_CHECKPOINT_DIR",
-            root.join("tests/fixtures/checkpoints/tiny"),
+            root.join("tests/fixtures/checkpoints/tiny").join(folder),
         )
+        .env("CHATTERBOX_MODEL", model)
         // No network: a missing file must fail, not hang on a download.
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .output()
@@ -271,4 +277,13 @@ fn the_tts_and_vc_test_inputs_return_wav_audio() {
     let seconds = decoded_wav(&vc).duration_seconds();
     // 1.5 s of source speech is re-synthesised at the same length (40 ms per token).
     assert!((1.4..=1.52).contains(&seconds), "{seconds}");
+
+    let spanish = run_job_on(
+        "tts_multilingual.json",
+        "chatterbox-multilingual",
+        "multilingual",
+    );
+    let seconds = decoded_wav(&spanish).duration_seconds();
+    assert!((0.04..=2.0).contains(&seconds), "{seconds}");
+    assert_eq!(spanish["model"], "multilingual");
 }
