@@ -100,6 +100,8 @@ fn bf16_decode_weights_speak_on_the_cpu() {
         )
         .unwrap();
     assert_audio(&speech, 3 * 960);
+    // Turbo's mean-flow S3Gen is not voice conversion's.
+    assert!(ChatterboxVC::sharing(&tts).is_none());
 
     // Compact weights are a CPU f32 option; an f16 model is already compact.
     let mut f16 =
@@ -151,5 +153,14 @@ fn english_speaks_with_guidance_and_voice_conversion_runs() {
     // 2 s of source at 25 tokens/s, 960 output samples per token.
     assert_audio(&converted, 45 * 960);
     let builtin = vc.builtin_voice().unwrap();
-    assert_audio(&vc.generate(&source, 16000, builtin, 5).unwrap(), 45 * 960);
+    let with_builtin = vc.generate(&source, 16000, builtin, 5).unwrap();
+    assert_audio(&with_builtin, 45 * 960);
+
+    // The engine's English deployment converts on the TTS model's S3Gen: the same audio.
+    let shared = ChatterboxVC::sharing(&tts).expect("English shares its S3Gen");
+    let shared_builtin = shared.builtin_voice().unwrap();
+    assert_eq!(
+        shared.generate(&source, 16000, shared_builtin, 5).unwrap(),
+        with_builtin
+    );
 }

@@ -19,7 +19,9 @@ use crate::audio::wav::Clip;
 use crate::model::perth::PerthWatermarker;
 use crate::model::s3gen::S3GEN_SR;
 use crate::model::s3gen::flow::FlowPrompt;
-use crate::model::tts::{ChatterboxTTS, Conditionals, GenerateError, LoadError, SpeechOptions};
+use crate::model::tts::{
+    ChatterboxTTS, Conditionals, GenerateError, LoadError, SpeechOptions, Variant,
+};
 use crate::model::vc::{self, ChatterboxVC};
 
 pub(super) fn run(
@@ -160,6 +162,10 @@ impl Models {
     }
 
     fn vc(&mut self) -> Result<&ChatterboxVC, EngineError> {
+        if self.vc.is_none() && self.config.model == Variant::English {
+            // The English model's S3Gen is voice conversion's: load it once, for both.
+            self.vc = ChatterboxVC::sharing(self.tts()?);
+        }
         if self.vc.is_none() {
             let files = RepoFiles {
                 repo_id: vc::REPO,

@@ -293,7 +293,8 @@ pub struct SpeechOptions {
 pub struct ChatterboxTTS {
     variant: Variant,
     t3: T3,
-    s3gen: S3Gen,
+    /// Shared with voice conversion when both use the same checkpoint file.
+    s3gen: Arc<S3Gen>,
     ve: VoiceEncoder,
     tokenizer: TextTokenizer,
     builtin_voice: Option<Conditionals>,
@@ -322,7 +323,12 @@ impl ChatterboxTTS {
             super::t3::t3::UNUSED_KEYS,
             |vb| T3::load(vb, &t3_config),
         )?;
-        let s3gen = load_s3gen(&dir.join(layout.s3gen), &s3gen_config, device, dtype)?;
+        let s3gen = Arc::new(load_s3gen(
+            &dir.join(layout.s3gen),
+            &s3gen_config,
+            device,
+            dtype,
+        )?);
         let ve = Weights::from_file(&dir.join(layout.ve))?.build(
             DType::F32,
             device,
@@ -456,8 +462,8 @@ impl ChatterboxTTS {
         Ok(tokens)
     }
 
-    /// `generate`'s second stage, for callers that drive or time the stages apart.
-    pub fn s3gen(&self) -> &S3Gen {
+    /// `generate`'s second stage, for callers that drive or time the stages apart, or share it.
+    pub fn s3gen(&self) -> &Arc<S3Gen> {
         &self.s3gen
     }
 

@@ -3,6 +3,7 @@
 //! engine's last stage, as for text-to-speech.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 
@@ -12,8 +13,8 @@ use super::s3gen::flow::FlowPrompt;
 use super::s3gen::s3gen::{S3Gen, S3GenConfig};
 use super::s3tokenizer::s3tokenizer::S3_SR;
 use super::tts::{
-    BUILTIN_VOICE_FILE, Conditionals, ConfigOverrides, GenerateError, LoadError, REPO_ID,
-    load_s3gen,
+    BUILTIN_VOICE_FILE, ChatterboxTTS, Conditionals, ConfigOverrides, GenerateError, LoadError,
+    REPO_ID, Variant, load_s3gen,
 };
 
 /// The repository and file `from_local` reads; the built-in voice (`conds.pt`) is optional.
@@ -23,7 +24,7 @@ pub const S3GEN_FILE: &str = "s3gen.safetensors";
 const DEC_COND_SECONDS: usize = 10;
 
 pub struct ChatterboxVC {
-    s3gen: S3Gen,
+    s3gen: Arc<S3Gen>,
     builtin_voice: Option<FlowPrompt>,
 }
 
@@ -32,7 +33,7 @@ impl ChatterboxVC {
         let config = ConfigOverrides::read(dir)?
             .s3gen
             .unwrap_or_else(S3GenConfig::s3gen);
-        let s3gen = load_s3gen(&dir.join(S3GEN_FILE), &config, device, dtype)?;
+        let s3gen = Arc::new(load_s3gen(&dir.join(S3GEN_FILE), &config, device, dtype)?);
         let builtin = dir.join(BUILTIN_VOICE_FILE);
         let builtin_voice = if builtin.is_file() {
             Some(Conditionals::load(&builtin, device)?.s3gen_prompt)
@@ -42,6 +43,15 @@ impl ChatterboxVC {
         Ok(Self {
             s3gen,
             builtin_voice,
+        })
+    }
+
+    /// Voice conversion on the English model's S3Gen and built-in voice: the same
+    /// `s3gen.safetensors` and `conds.pt` of ResembleAI/chatterbox, held once.
+    pub fn sharing(tts: &ChatterboxTTS) -> Option<Self> {
+        (tts.variant() == Variant::English).then(|| Self {
+            s3gen: Arc::clone(tts.s3gen()),
+            builtin_voice: tts.builtin_voice().map(|voice| voice.s3gen_prompt.clone()),
         })
     }
 
