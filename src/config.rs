@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::engine::checkpoints::CheckpointSource;
+use crate::engine::device::{DeviceChoice, parse_dtype};
 use crate::engine::{EngineConfig, Variant};
 use crate::storage::s3::S3Settings;
 use crate::storage::volume::VolumePaths;
@@ -14,6 +15,8 @@ pub const REFRESH_VAR: &str = "CHATTERBOX_REFRESH_WORKER";
 pub const WATERMARK_VAR: &str = "CHATTERBOX_WATERMARK";
 /// `true`: T3 keeps its decode weights in bf16 on the CPU (see docs/configuration.md).
 pub const T3_BF16_WEIGHTS_VAR: &str = "CHATTERBOX_T3_BF16_WEIGHTS";
+pub const DEVICE_VAR: &str = "CHATTERBOX_DEVICE";
+pub const DTYPE_VAR: &str = "CHATTERBOX_DTYPE";
 pub const PERTH_CHECKPOINT_VAR: &str = "CHATTERBOX_PERTH_CHECKPOINT";
 pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
 /// The Perth weights' file name in the resemble-perth package.
@@ -29,6 +32,10 @@ pub enum ConfigError {
     Flag(&'static str, String),
     #[error("{VOICE_CACHE_VAR} must be a whole number, not {0:?}")]
     VoiceCache(String),
+    #[error("{DEVICE_VAR}: {0}")]
+    Device(String),
+    #[error("{DTYPE_VAR}: {0}")]
+    DType(String),
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +81,26 @@ impl Settings {
             None => 16,
         };
         let volume = VolumePaths::from_lookup(&var);
+        let device = match set(DEVICE_VAR) {
+            Some(v) => v.parse().map_err(ConfigError::Device)?,
+            None => DeviceChoice::Cpu,
+        };
+        let dtype = match set(DTYPE_VAR) {
+            Some(v) => parse_dtype(&v).map_err(ConfigError::DType)?,
+            None => candle_core::DType::F32,
+        };
+        if device == DeviceChoice::Cpu && dtype == candle_core::DType::BF16 {
+            return Err(ConfigError::DType(
+                "bf16 needs CUDA: on the CPU use f32 (and CHATTERBOX_T3_BF16_WEIGHTS for speed) or f16"
+                    .into(),
+            ));
+        }
+        let t3_bf16_weights = flag(T3_BF16_WEIGHTS_VAR, false)?;
+        if t3_bf16_weights && (device != DeviceChoice::Cpu || dtype != candle_core::DType::F32) {
+            return Err(ConfigError::DType(format!(
+                "{T3_BF16_WEIGHTS_VAR} is a CPU f32 option; on CUDA set {DTYPE_VAR}=bf16 instead"
+            )));
+        }
         let engine = EngineConfig {
             model,
             checkpoints: CheckpointSource::from_lookup(&var, volume.models()),
@@ -83,7 +110,9 @@ impl Settings {
                     .unwrap_or_else(|| volume.models().join("perth").join(PERTH_CHECKPOINT_FILE)),
             ),
             watermark_by_default: flag(WATERMARK_VAR, true)?,
-            t3_bf16_weights: flag(T3_BF16_WEIGHTS_VAR, false)?,
+            device,
+            dtype,
+            t3_bf16_weights,
             voice_cache,
         };
         Ok(Self {
@@ -121,6 +150,17 @@ mod tests {
         assert!(error.to_string().contains(MODEL_VAR));
         let error = Settings::from_lookup(with(WATERMARK_VAR, "maybe")).unwrap_err();
         assert!(error.to_string().contains(WATERMARK_VAR));
+        let error = Settings::from_lookup(with(DEVICE_VAR, "tpu")).unwrap_err();
+        assert!(error.to_string().contains(DEVICE_VAR));
+        let error = Settings::from_lookup(with(DTYPE_VAR, "bf16")).unwrap_err();
+        assert!(error.to_string().contains("bf16 needs CUDA"), "{error}");
+        let cuda_with_compact_weights = |n: &str| match n {
+            DEVICE_VAR => Some("cuda".to_string()),
+            T3_BF16_WEIGHTS_VAR => Some("true".to_string()),
+            _ => None,
+        };
+        let error = Settings::from_lookup(cuda_with_compact_weights).unwrap_err();
+        assert!(error.to_string().contains("CPU f32 option"), "{error}");
         assert_eq!(
             Settings::from_lookup(with(CONCURRENCY_VAR, "4"))
                 .unwrap()

@@ -111,6 +111,34 @@ fn bf16_decode_weights_speak_on_the_cpu() {
 }
 
 #[test]
+fn f16_models_take_f32_voices_and_noise() {
+    // CHATTERBOX_DTYPE=f16: conds.pt, embed_ref and the noise streams stay f32. (bf16 is a
+    // CUDA option: candle's CPU matmul has no bf16 kernel, and the configuration refuses it.)
+    let dtype = DType::F16;
+    let dir = tiny("chatterbox-turbo");
+    let tts = ChatterboxTTS::from_local(Variant::Turbo, &dir, &Device::Cpu, dtype).unwrap();
+    let options = options(Variant::Turbo, 7, 12);
+    let speech = tts
+        .generate("Hello there.", tts.builtin_voice().unwrap(), &options)
+        .unwrap();
+    assert_audio(&speech, 3 * 960);
+    let voice = tts
+        .prepare_conditionals(&voice_clip(6.0, 24000), 24000, 0.0, true)
+        .unwrap();
+    assert_audio(
+        &tts.generate("A voice.", &voice, &options).unwrap(),
+        3 * 960,
+    );
+
+    let vc = ChatterboxVC::from_local(&tiny("chatterbox"), &Device::Cpu, dtype).unwrap();
+    let source = voice_clip(1.0, 16000);
+    let converted = vc
+        .generate(&source, 16000, vc.builtin_voice().unwrap(), 5)
+        .unwrap();
+    assert_audio(&converted, 20 * 960);
+}
+
+#[test]
 fn multilingual_speaks_a_language_from_pt_checkpoint_files() {
     // The multilingual repository's layout: t3_mtl23ls_v2.safetensors, s3gen.pt and ve.pt
     // (torch pickles), the grapheme tokenizer and Cangjie table, conds.pt.

@@ -3,6 +3,7 @@
 //! channel and awaits a reply, so the runtime never blocks on the model.
 
 pub mod checkpoints;
+pub mod device;
 mod model_thread;
 mod voice_cache;
 
@@ -48,6 +49,10 @@ pub struct EngineConfig {
     pub watermark_checkpoint: Option<PathBuf>,
     /// Whether outputs are watermarked unless a request says otherwise.
     pub watermark_by_default: bool,
+    /// The device the model runs on, opened at the first load.
+    pub device: device::DeviceChoice,
+    /// T3's and S3Gen's float type (the voice encoder and the watermark stay f32).
+    pub dtype: candle_core::DType,
     /// T3's decode weights held in bf16 on the CPU (half the memory traffic per token).
     pub t3_bf16_weights: bool,
     /// Voices (reference clips) whose conditioning is kept.

@@ -53,8 +53,8 @@ struct Models {
     config: EngineConfig,
     state: Arc<Mutex<EngineState>>,
     runtime: Option<tokio::runtime::Handle>,
-    device: Device,
-    dtype: DType,
+    /// Opened at the first load; a failure to open it fails that load with the reason.
+    device: Option<Device>,
     tts: Option<ChatterboxTTS>,
     vc: Option<ChatterboxVC>,
     watermarker: Option<PerthWatermarker>,
@@ -73,8 +73,7 @@ impl Models {
             config,
             state,
             runtime,
-            device: Device::Cpu,
-            dtype: DType::F32,
+            device: None,
             tts: None,
             vc: None,
             watermarker: None,
@@ -93,6 +92,19 @@ impl Models {
 
     fn set_state(&self, state: EngineState) {
         *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+
+    /// The configured device, opened once.
+    fn device(&mut self) -> Result<Device, EngineError> {
+        if self.device.is_none() {
+            let device = self.config.device.open().map_err(|reason| {
+                tracing::error!("{reason}");
+                self.set_state(EngineState::Failed(reason.clone()));
+                EngineError::Unavailable(reason)
+            })?;
+            self.device = Some(device);
+        }
+        self.device.clone().ok_or(EngineError::Internal)
     }
 
     /// The checkpoint directory for a repository, downloading into the volume cache if needed.
@@ -143,7 +155,7 @@ impl Models {
                 required: &required,
                 optional: layout.optional,
             };
-            let (device, dtype) = (self.device.clone(), self.dtype);
+            let (device, dtype) = (self.device()?, self.config.dtype);
             let compact = self.config.t3_bf16_weights;
             let model = self.load(
                 &format!("Chatterbox {variant}"),
@@ -172,7 +184,7 @@ impl Models {
                 required: &[vc::S3GEN_FILE],
                 optional: &[crate::model::tts::BUILTIN_VOICE_FILE],
             };
-            let (device, dtype) = (self.device.clone(), self.dtype);
+            let (device, dtype) = (self.device()?, self.config.dtype);
             let model = self.load(
                 "Chatterbox voice conversion",
                 |dir| ChatterboxVC::from_local(dir, &device, dtype),
@@ -284,9 +296,10 @@ impl Models {
     /// watermark explicitly fails; the default quietly goes without (logged once at load).
     fn watermarker(&mut self, required: bool) -> Result<Option<&PerthWatermarker>, EngineError> {
         if self.watermarker.is_none()
-            && let Some(path) = &self.config.watermark_checkpoint
+            && let Some(path) = self.config.watermark_checkpoint.clone()
         {
-            match PerthWatermarker::load(path, &self.device) {
+            let device = self.device()?;
+            match PerthWatermarker::load(&path, &device) {
                 Ok(watermarker) => self.watermarker = Some(watermarker),
                 Err(e) => tracing::warn!("the Perth watermark is off: {e}"),
             }

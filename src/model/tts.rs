@@ -48,8 +48,16 @@ pub enum LoadError {
     Tokenizer(#[from] TokenizerError),
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error(transparent)]
+    /// Shown without the backtrace candle attaches under RUST_BACKTRACE.
+    #[error("{}", without_backtrace(.0))]
     Model(#[from] candle_core::Error),
+}
+
+fn without_backtrace(error: &candle_core::Error) -> &candle_core::Error {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => inner,
+        other => other,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -132,11 +132,12 @@ impl CausalMaskedDiffWithXvec {
             .sum_keepdim(D::Minus1)?
             .sqrt()?
             .maximum(1e-12)?;
-        let spks = self.spk_embed_affine_layer.forward(
-            &embedding
-                .broadcast_div(&norm)?
-                .to_dtype(prompt.embedding.dtype())?,
-        )?;
+        // Prompts and noise arrive in f32 (conds.pt, embed_ref, the noise streams); the flow
+        // computes in its weights' dtype.
+        let dtype = self.input_embedding.embeddings().dtype();
+        let spks = self
+            .spk_embed_affine_layer
+            .forward(&embedding.broadcast_div(&norm)?.to_dtype(dtype)?)?;
 
         let hidden = self.encoder.forward(&self.input_embedding.forward(&ids)?)?;
         let mu = self
@@ -154,7 +155,7 @@ impl CausalMaskedDiffWithXvec {
         }
         let cond = Tensor::cat(
             &[
-                prompt.prompt_feat.transpose(1, 2)?,
+                prompt.prompt_feat.to_dtype(dtype)?.transpose(1, 2)?,
                 Tensor::zeros(
                     (1, self.config.output_size, total - prompt_frames),
                     mu.dtype(),
@@ -166,7 +167,7 @@ impl CausalMaskedDiffWithXvec {
         .contiguous()?;
         let feat = self
             .decoder
-            .forward(&mu, &spks, &cond, noise, n_timesteps)?;
+            .forward(&mu, &spks, &cond, &noise.to_dtype(dtype)?, n_timesteps)?;
         feat.narrow(2, prompt_frames, total - prompt_frames)
     }
 }
