@@ -287,3 +287,84 @@ fn the_tts_and_vc_test_inputs_return_wav_audio() {
     assert!((0.04..=2.0).contains(&seconds), "{seconds}");
     assert_eq!(spanish["model"], "multilingual");
 }
+
+/// A job on the tiny Turbo checkpoint against a volume folder the test fills.
+fn run_on_volume(volume: &std::path::Path, job: Value) -> Output {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new(BIN)
+        .args(["--test-input", &job.to_string()])
+        .current_dir(volume)
+        .env_remove("RUNPOD_WEBHOOK_GET_JOB")
+        .env_remove("RUNPOD_ENDPOINT_ID")
+        .env("CHATTERBOX_VOLUME", volume)
+        .env(
+            "CHATTERBOX_CHECKPOINT_DIR",
+            root.join("tests/fixtures/checkpoints/tiny"),
+        )
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn voices_json_names_a_reference_clip_and_is_reread_without_a_restart() {
+    use chatterbox_worker::audio::wav::{SampleFormat, encode};
+    let volume = tempfile::tempdir().unwrap();
+    let prompts = volume.path().join("audio_prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    // Six seconds of a 140 Hz buzz: Turbo wants more than five.
+    let clip: Vec<f32> = (0..6 * 24000)
+        .map(|i| {
+            0.3 * (i as f32 * 140.0 * std::f32::consts::TAU / 24000.0)
+                .sin()
+                .signum()
+        })
+        .collect();
+    std::fs::write(
+        prompts.join("narrator.wav"),
+        encode(&clip, 24000, SampleFormat::Pcm16),
+    )
+    .unwrap();
+    std::fs::write(
+        volume.path().join("voices.json"),
+        r#"{"narrator": {"audio_file": "narrator.wav", "aliases": ["alloy"]}}"#,
+    )
+    .unwrap();
+
+    let job = |voice: &str| json!({"input": {"task": "tts", "text": "Hi.", "voice": voice, "max_new_tokens": 8, "seed": 1}});
+    let output = run_on_volume(volume.path(), job("alloy"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(stdout_json(&output)["output"]["status"], "success");
+
+    let output = run_on_volume(volume.path(), job("echo"));
+    assert!(!output.status.success());
+    let error = stdout_json(&output)["error"].to_string();
+    assert!(
+        error.contains("unknown voice") && error.contains("narrator"),
+        "{error}"
+    );
+
+    // A broken voices.json is reported by info (a running worker keeps its last good mapping).
+    std::fs::write(volume.path().join("voices.json"), "{").unwrap();
+    let output = run_on_volume(volume.path(), json!({"input": {"task": "info"}}));
+    let info = stdout_json(&output)["output"]["voices"].clone();
+    assert!(
+        info["error"].as_str().unwrap().contains("not valid"),
+        "{info}"
+    );
+
+    // The escape hatch a voices.json must not open.
+    std::fs::write(
+        volume.path().join("voices.json"),
+        r#"{"sneaky": {"audio_file": "../voices.json"}}"#,
+    )
+    .unwrap();
+    let output = run_on_volume(volume.path(), job("sneaky"));
+    assert!(!output.status.success());
+    let error = stdout_json(&output)["error"].to_string();
+    assert!(error.contains("voice"), "{error}");
+}

@@ -7,6 +7,7 @@ use super::speech;
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::job::Job;
+use crate::storage::voices::{LibraryStatus, VoiceLibrary};
 
 /// Every task the custom schema defines.
 pub const TASKS: &[&str] = &[
@@ -25,11 +26,12 @@ pub async fn handle(
     job: &Job,
     settings: &Settings,
     engine: &Engine,
+    voices: &VoiceLibrary,
 ) -> Result<Value, JobError> {
     match task(input)? {
-        "info" => Ok(info(job, settings, engine)),
-        "tts" => speech::tts(input, settings, engine).await,
-        "vc" => speech::vc(input, settings, engine).await,
+        "info" => Ok(info(job, settings, engine, voices.status().await)),
+        "tts" => speech::tts(input, settings, engine, voices).await,
+        "vc" => speech::vc(input, settings, engine, voices).await,
         task if TASKS.contains(&task) => Err(JobError::Unavailable(format!(
             "task {task:?} is not available in this version of the worker"
         ))),
@@ -60,12 +62,13 @@ fn task(input: &Map<String, Value>) -> Result<&str, JobError> {
 }
 
 /// The operator's view: what runs, with what, and where.
-fn info(job: &Job, settings: &Settings, engine: &Engine) -> Value {
+fn info(job: &Job, settings: &Settings, engine: &Engine, voices: LibraryStatus) -> Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "model": engine.model(),
         "engine": engine.state(),
         "volume": settings.volume.summary(),
+        "voices": voices,
         "s3": {
             "configured": settings.s3.is_some(),
             "job_config": job.extra.contains_key("s3Config"),
@@ -83,10 +86,11 @@ mod tests {
         let job = Job::from_value(json!({"id": "j", "input": input})).unwrap();
         let settings = Settings::from_lookup(|_| None).unwrap();
         let engine = Engine::new(settings.engine.clone());
+        let voices = VoiceLibrary::new(settings.volume.voices_json());
         let Value::Object(fields) = &job.input else {
             panic!("test input must be an object")
         };
-        handle(fields, &job, &settings, &engine).await
+        handle(fields, &job, &settings, &engine, &voices).await
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineState};
 use crate::job::{Job, JobContext, JobHandler, Outcome, Readiness};
+use crate::storage::voices::VoiceLibrary;
 use error::{Api, JobError};
 use route::Route;
 
@@ -19,11 +20,17 @@ use route::Route;
 pub struct Handlers {
     settings: Arc<Settings>,
     engine: Engine,
+    voices: VoiceLibrary,
 }
 
 impl Handlers {
     pub fn new(settings: Arc<Settings>, engine: Engine) -> Self {
-        Self { settings, engine }
+        let voices = VoiceLibrary::new(settings.volume.voices_json());
+        Self {
+            settings,
+            engine,
+            voices,
+        }
     }
 }
 
@@ -34,7 +41,7 @@ impl JobHandler for Handlers {
             Route::OpenAiSpeech(body) => (Api::OpenAi, openai::speech(body)),
             Route::Custom(input) => (
                 Api::Custom,
-                custom::handle(input, &job, &self.settings, &self.engine).await,
+                custom::handle(input, &job, &self.settings, &self.engine, &self.voices).await,
             ),
             Route::NotAnObject => (
                 Api::Custom,

@@ -13,6 +13,7 @@ use crate::engine::{
     ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
 };
 use crate::storage::inputs::{self, InputError};
+use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
 
 /// Longer texts belong in several jobs (or, later, chunking): T3 speaks about 40 s at most.
 pub const MAX_TEXT_CHARS: usize = 3000;
@@ -82,23 +83,61 @@ async fn audio_input(
                 key,
             ));
         }
-        (Some(name), None) => inputs::read_file(&settings.volume.audio_prompts(), name)
-            .await
-            .map_err(|e| match e {
-                InputError::NotFound(_) => JobError::not_found(e.to_string(), key),
-                other => JobError::invalid(other.to_string(), key),
-            })?,
+        (Some(name), None) => prompt_file(name, key, settings).await?,
         (None, Some(text)) => {
             inputs::decode_base64(text).map_err(|e| JobError::invalid(e.to_string(), base64_key))?
         }
         (None, None) => return Ok(None),
     };
-    let clip = wav::decode(&bytes)
+    decode(&bytes, key).map(Some)
+}
+
+async fn prompt_file(
+    name: &str,
+    key: &'static str,
+    settings: &Settings,
+) -> Result<Vec<u8>, JobError> {
+    inputs::read_file(&settings.volume.audio_prompts(), name)
+        .await
+        .map_err(|e| match e {
+            InputError::NotFound(_) => JobError::not_found(e.to_string(), key),
+            other => JobError::invalid(other.to_string(), key),
+        })
+}
+
+fn decode(bytes: &[u8], key: &'static str) -> Result<Arc<Clip>, JobError> {
+    let clip = wav::decode(bytes)
         .map_err(|e| JobError::invalid(format!("{key}: {e} (WAV is supported)"), key))?;
     if clip.samples.is_empty() {
         return Err(JobError::invalid(format!("{key}: the audio is empty"), key));
     }
-    Ok(Some(Arc::new(clip)))
+    Ok(Arc::new(clip))
+}
+
+/// The reference voice: `voice` (a name in voices.json, whose clip and defaults it brings) or
+/// `audio_prompt` / `audio_prompt_base64`; none means the checkpoint's built-in voice.
+async fn reference_voice(
+    fields: &Fields<'_>,
+    settings: &Settings,
+    voices: &VoiceLibrary,
+) -> Result<(Voice, Option<VoiceEntry>), JobError> {
+    let named = fields.string("voice")?;
+    let clip = audio_input(fields, "audio_prompt", "audio_prompt_base64", settings).await?;
+    match (named, clip) {
+        (Some(_), Some(_)) => Err(JobError::invalid(
+            "send either voice or an audio prompt, not both",
+            "voice",
+        )),
+        (Some(name), None) => {
+            let (_, entry) = voices.find(name).await.map_err(|e| match e {
+                VoiceError::Unknown { .. } => JobError::not_found(e.to_string(), "voice"),
+                VoiceError::Disabled(_) => JobError::invalid(e.to_string(), "voice"),
+            })?;
+            let bytes = prompt_file(&entry.audio_file, "voice", settings).await?;
+            Ok((Voice::Clip(decode(&bytes, "voice")?), Some(entry)))
+        }
+        (None, clip) => Ok((clip.map_or(Voice::Builtin, Voice::Clip), None)),
+    }
 }
 
 fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
@@ -141,6 +180,7 @@ pub async fn tts(
     input: &Map<String, Value>,
     settings: &Settings,
     engine: &Engine,
+    voices: &VoiceLibrary,
 ) -> Result<Value, JobError> {
     let fields = Fields(input);
     let text = fields
@@ -155,9 +195,12 @@ pub async fn tts(
         ));
     }
     let variant = engine.model();
+    let (voice, defaults) = reference_voice(&fields, settings, voices).await?;
+    let defaults = defaults.as_ref();
     let mut options = variant.default_options();
     let sampling = &mut options.sampling;
-    if let Some(v) = fields.number("temperature", (0.0, 5.0))? {
+    let temperature = fields.number("temperature", (0.0, 5.0))?;
+    if let Some(v) = temperature.or(defaults.and_then(|d| d.temperature)) {
         sampling.temperature = v as f32;
     }
     if let Some(v) = fields.number("top_p", (0.0, 1.0))? {
@@ -172,27 +215,33 @@ pub async fn tts(
     if let Some(v) = fields.integer("top_k", 10_000)? {
         sampling.top_k = v as usize;
     }
-    if let Some(v) = fields.number("cfg_weight", (0.0, 5.0))? {
+    let cfg_weight = fields.number("cfg_weight", (0.0, 5.0))?;
+    if let Some(v) = cfg_weight.or(defaults.and_then(|d| d.cfg_weight)) {
         options.cfg_weight = v as f32;
     }
     let max_tokens = options.max_new_tokens as u64;
     if let Some(v) = fields.integer("max_new_tokens", max_tokens)? {
         options.max_new_tokens = (v as usize).max(1);
     }
-    let language = fields.string("language")?.map(str::to_string);
+    let mut language = fields.string("language")?.map(str::to_string);
+    if variant == Variant::Multilingual && language.is_none() {
+        language = defaults.and_then(|d| d.language.clone());
+    }
     if language.is_some() && variant != Variant::Multilingual {
         return Err(JobError::invalid(
             format!("language needs the multilingual model; this worker serves {variant}"),
             "language",
         ));
     }
-    let voice = audio_input(&fields, "audio_prompt", "audio_prompt_base64", settings).await?;
     let seed = seed(&fields)?;
+    let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
     let request = SpeechRequest {
         text: text.to_string(),
-        voice: voice.map_or(Voice::Builtin, Voice::Clip),
+        voice,
         options,
-        exaggeration: fields.number("exaggeration", (0.0, 2.0))?.map(|v| v as f32),
+        exaggeration: exaggeration
+            .or(defaults.and_then(|d| d.exaggeration))
+            .map(|v| v as f32),
         language,
         seed,
         norm_loudness: fields.boolean("norm_loudness")?.unwrap_or(true),
@@ -206,6 +255,7 @@ pub async fn vc(
     input: &Map<String, Value>,
     settings: &Settings,
     engine: &Engine,
+    voices: &VoiceLibrary,
 ) -> Result<Value, JobError> {
     let fields = Fields(input);
     let source = audio_input(&fields, "input_audio", "input_audio_base64", settings)
@@ -217,11 +267,11 @@ pub async fn vc(
                 "input_audio",
             )
         })?;
-    let target = audio_input(&fields, "audio_prompt", "audio_prompt_base64", settings).await?;
+    let (target, _) = reference_voice(&fields, settings, voices).await?;
     let seed = seed(&fields)?;
     let request = ConversionRequest {
         source,
-        target: target.map_or(Voice::Builtin, Voice::Clip),
+        target,
         seed,
         watermark: fields.boolean("watermark")?,
     };

@@ -2,4 +2,5 @@
 
 pub mod inputs;
 pub mod s3;
+pub mod voices;
 pub mod volume;
