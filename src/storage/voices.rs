@@ -261,6 +261,13 @@ mod tests {
         assert_eq!(library.status().await.source, "built-in");
     }
 
+    #[test]
+    fn the_shipped_example_parses() {
+        let voices = parse(include_bytes!("../../voices.json.example")).unwrap();
+        assert_eq!(voices["narrator"].aliases, ["storyteller"]);
+        assert!(voices.values().all(|v| v.enabled));
+    }
+
     #[tokio::test]
     async fn a_broken_file_is_reported_and_the_last_good_mapping_serves() {
         let dir = tempfile::tempdir().unwrap();
