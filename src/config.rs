@@ -19,6 +19,7 @@ pub const DEVICE_VAR: &str = "CHATTERBOX_DEVICE";
 pub const DTYPE_VAR: &str = "CHATTERBOX_DTYPE";
 pub const PERTH_CHECKPOINT_VAR: &str = "CHATTERBOX_PERTH_CHECKPOINT";
 pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
+pub const MAX_NEW_TOKENS_VAR: &str = "CHATTERBOX_MAX_NEW_TOKENS";
 /// The Perth weights' file name in the resemble-perth package.
 pub const PERTH_CHECKPOINT_FILE: &str = "perth_net_250000.pth.tar";
 
@@ -32,6 +33,8 @@ pub enum ConfigError {
     Flag(&'static str, String),
     #[error("{VOICE_CACHE_VAR} must be a whole number, not {0:?}")]
     VoiceCache(String),
+    #[error("{MAX_NEW_TOKENS_VAR} must be a whole number of at least 1, not {0:?}")]
+    MaxNewTokens(String),
     #[error("{DEVICE_VAR}: {0}")]
     Device(String),
     #[error("{DTYPE_VAR}: {0}")]
@@ -45,6 +48,8 @@ pub struct Settings {
     pub concurrency: usize,
     pub refresh_worker: bool,
     pub s3: Option<S3Settings>,
+    /// The most speech tokens one request may generate (the model's own limit when unset).
+    pub max_new_tokens: Option<usize>,
 }
 
 impl Settings {
@@ -80,6 +85,15 @@ impl Settings {
             Some(v) => v.trim().parse().map_err(|_| ConfigError::VoiceCache(v))?,
             None => 16,
         };
+        let max_new_tokens = set(MAX_NEW_TOKENS_VAR)
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or(ConfigError::MaxNewTokens(v))
+            })
+            .transpose()?;
         let volume = VolumePaths::from_lookup(&var);
         let device = match set(DEVICE_VAR) {
             Some(v) => v.parse().map_err(ConfigError::Device)?,
@@ -121,6 +135,7 @@ impl Settings {
             concurrency,
             refresh_worker,
             s3: S3Settings::from_lookup(&var),
+            max_new_tokens,
         })
     }
 }
@@ -150,6 +165,8 @@ mod tests {
         assert!(error.to_string().contains(MODEL_VAR));
         let error = Settings::from_lookup(with(WATERMARK_VAR, "maybe")).unwrap_err();
         assert!(error.to_string().contains(WATERMARK_VAR));
+        let error = Settings::from_lookup(with(MAX_NEW_TOKENS_VAR, "0")).unwrap_err();
+        assert!(error.to_string().contains(MAX_NEW_TOKENS_VAR));
         let error = Settings::from_lookup(with(DEVICE_VAR, "tpu")).unwrap_err();
         assert!(error.to_string().contains(DEVICE_VAR));
         let error = Settings::from_lookup(with(DTYPE_VAR, "bf16")).unwrap_err();

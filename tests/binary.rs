@@ -236,6 +236,8 @@ fn run_job_on(job: &str, folder: &str, model: &str) -> Value {
             root.join("tests/fixtures/checkpoints/tiny").join(folder),
         )
         .env("CHATTERBOX_MODEL", model)
+        // Random weights rarely stop by themselves: keep requests without a limit short.
+        .env("CHATTERBOX_MAX_NEW_TOKENS", "60")
         // No network: a missing file must fail, not hang on a download.
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .output()
@@ -367,4 +369,26 @@ fn voices_json_names_a_reference_clip_and_is_reread_without_a_restart() {
     assert!(!output.status.success());
     let error = stdout_json(&output)["error"].to_string();
     assert!(error.contains("voice"), "{error}");
+}
+
+#[test]
+fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
+    use base64::Engine as _;
+    for job in ["openai_bare.json", "openai_proxy_speech.json"] {
+        let output = run_job_on_tiny_checkpoints(job);
+        assert_eq!(output["content_type"], "audio/mpeg", "{job}");
+        assert_eq!(output["format"], "mp3");
+        let mp3 = base64::engine::general_purpose::STANDARD
+            .decode(output["audio_base64"].as_str().unwrap())
+            .unwrap();
+        // An MPEG-2 layer III frame header (24 kHz), then 64 kbit/s for the stated duration.
+        assert_eq!((mp3[0], mp3[1] & 0xFE), (0xFF, 0xF2), "{job}");
+        let seconds = output["duration_sec"].as_f64().unwrap();
+        let expected = seconds * 8000.0;
+        assert!(
+            (mp3.len() as f64 - expected).abs() < 0.05 * expected + 2000.0,
+            "{job}: {} bytes for {seconds} s",
+            mp3.len()
+        );
+    }
 }

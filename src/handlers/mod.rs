@@ -36,9 +36,16 @@ impl Handlers {
 
 impl JobHandler for Handlers {
     async fn handle(&self, job: Job, _ctx: JobContext) -> Outcome {
+        let speech = openai::SpeechContext {
+            settings: &self.settings,
+            engine: &self.engine,
+            voices: &self.voices,
+        };
         let (api, result) = match route::classify(&job.input) {
-            Route::OpenAiProxy { route, body } => (Api::OpenAi, openai::proxy(route, body)),
-            Route::OpenAiSpeech(body) => (Api::OpenAi, openai::speech(body)),
+            Route::OpenAiProxy { route, body } => {
+                (Api::OpenAi, openai::proxy(route, body, &speech).await)
+            }
+            Route::OpenAiSpeech(body) => (Api::OpenAi, openai::speech(body, &speech).await),
             Route::Custom(input) => (
                 Api::Custom,
                 custom::handle(input, &job, &self.settings, &self.engine, &self.voices).await,

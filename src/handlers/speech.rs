@@ -129,14 +129,31 @@ async fn reference_voice(
             "voice",
         )),
         (Some(name), None) => {
-            let (_, entry) = voices.find(name).await.map_err(|e| match e {
-                VoiceError::Unknown { .. } => JobError::not_found(e.to_string(), "voice"),
-                VoiceError::Disabled(_) => JobError::invalid(e.to_string(), "voice"),
-            })?;
-            let bytes = prompt_file(&entry.audio_file, "voice", settings).await?;
-            Ok((Voice::Clip(decode(&bytes, "voice")?), Some(entry)))
+            let (voice, entry) = named_voice(name, settings, voices).await?;
+            Ok((voice, Some(entry)))
         }
         (None, clip) => Ok((clip.map_or(Voice::Builtin, Voice::Clip), None)),
+    }
+}
+
+/// A voice from voices.json. Without a voices.json, an OpenAI voice name whose
+/// `voice_<name>.wav` is not on the volume speaks in the checkpoint's built-in voice, so a
+/// fresh deployment answers every OpenAI voice.
+pub(super) async fn named_voice(
+    name: &str,
+    settings: &Settings,
+    voices: &VoiceLibrary,
+) -> Result<(Voice, VoiceEntry), JobError> {
+    let (_, entry) = voices.find(name).await.map_err(|e| match e {
+        VoiceError::Unknown { .. } => JobError::not_found(e.to_string(), "voice"),
+        VoiceError::Disabled(_) => JobError::invalid(e.to_string(), "voice"),
+    })?;
+    match prompt_file(&entry.audio_file, "voice", settings).await {
+        Ok(bytes) => Ok((Voice::Clip(decode(&bytes, "voice")?), entry)),
+        Err(JobError::NotFound { .. }) if !voices.status().await.from_file() => {
+            Ok((Voice::Builtin, entry))
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -146,11 +163,18 @@ fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
 
 /// A fresh seed per job when none is given; it is returned so the audio can be reproduced.
 /// 53 bits, so JSON clients that read numbers as doubles keep it exact.
-fn rand_seed() -> u64 {
+/// The model's limit, lowered by `CHATTERBOX_MAX_NEW_TOKENS` when the operator set one.
+pub(super) fn token_limit(model_limit: usize, settings: &Settings) -> usize {
+    settings
+        .max_new_tokens
+        .map_or(model_limit, |cap| cap.min(model_limit))
+}
+
+pub(super) fn rand_seed() -> u64 {
     uuid::Uuid::new_v4().as_u64_pair().0 >> 11
 }
 
-fn engine_error(error: EngineError) -> JobError {
+pub(super) fn engine_error(error: EngineError) -> JobError {
     match error {
         EngineError::Input(message) => JobError::invalid(message, None),
         EngineError::Unavailable(message) => JobError::Unavailable(message),
@@ -219,8 +243,8 @@ pub async fn tts(
     if let Some(v) = cfg_weight.or(defaults.and_then(|d| d.cfg_weight)) {
         options.cfg_weight = v as f32;
     }
-    let max_tokens = options.max_new_tokens as u64;
-    if let Some(v) = fields.integer("max_new_tokens", max_tokens)? {
+    options.max_new_tokens = token_limit(options.max_new_tokens, settings);
+    if let Some(v) = fields.integer("max_new_tokens", options.max_new_tokens as u64)? {
         options.max_new_tokens = (v as usize).max(1);
     }
     let mut language = fields.string("language")?.map(str::to_string);

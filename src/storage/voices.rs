@@ -64,6 +64,12 @@ pub struct LibraryStatus {
     pub error: Option<String>,
 }
 
+impl LibraryStatus {
+    pub fn from_file(&self) -> bool {
+        self.source == "file"
+    }
+}
+
 pub struct VoiceLibrary {
     path: PathBuf,
     state: Mutex<State>,
