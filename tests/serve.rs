@@ -216,3 +216,95 @@ async fn jobs_beyond_concurrency_wait_in_queue_and_can_be_cancelled() {
         "CANCELLED"
     );
 }
+
+/// The real handler on the tiny Turbo checkpoint, with a short token limit (random weights
+/// rarely stop by themselves).
+async fn real_on_tiny_checkpoint(volume: &std::path::Path) -> Api {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let checkpoints = root.join("tests/fixtures/checkpoints/tiny");
+    let settings = Settings::from_lookup(|name| match name {
+        "CHATTERBOX_VOLUME" => Some(volume.display().to_string()),
+        "CHATTERBOX_CHECKPOINT_DIR" => Some(checkpoints.display().to_string()),
+        "CHATTERBOX_MAX_NEW_TOKENS" => Some("30".into()),
+        "HF_ENDPOINT" => Some("http://127.0.0.1:9".into()),
+        _ => None,
+    })
+    .unwrap();
+    let engine = Engine::new(settings.engine.clone());
+    Api::start(Handlers::new(Arc::new(settings), engine), 1).await
+}
+
+#[tokio::test]
+async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = real_on_tiny_checkpoint(volume.path()).await;
+    let speech = |body: Value| {
+        api.http
+            .post(format!("{}/v1/audio/speech", api.base))
+            .json(&body)
+            .send()
+    };
+
+    let response = speech(json!({"model": "tts-1", "input": "Hello.", "voice": "alloy"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    let mp3 = response.bytes().await.unwrap();
+    assert_eq!(
+        (mp3[0], mp3[1] & 0xFE),
+        (0xFF, 0xF2),
+        "an MPEG-2 layer III frame"
+    );
+
+    let response = speech(
+        json!({"model": "tts-1", "input": "Hi.", "voice": "alloy", "response_format": "wav"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    let wav = response.bytes().await.unwrap();
+    let clip = chatterbox_worker::audio::wav::decode(&wav).unwrap();
+    assert_eq!(clip.sample_rate, 24000);
+    // At most 30 tokens and Turbo's 3 silence tokens, 40 ms each.
+    assert!(clip.duration_seconds() <= 33.0 * 0.04 + 1e-6);
+
+    for (body, status, param) in [
+        (json!({"model": "tts-1", "voice": "alloy"}), 400, "input"),
+        (
+            json!({"model": "tts-1", "input": "x", "voice": "nobody"}),
+            404,
+            "voice",
+        ),
+        (
+            json!({"model": "tts-1", "input": "x", "voice": "alloy", "response_format": "opus"}),
+            400,
+            "response_format",
+        ),
+    ] {
+        let response = speech(body).await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["param"], param, "{error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+    let response = api
+        .http
+        .post(format!("{}/v1/audio/speech", api.base))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let models: Value = api
+        .http
+        .get(format!("{}/v1/models", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["object"], "list");
+}

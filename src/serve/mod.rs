@@ -1,8 +1,9 @@
 //! `chatterbox-worker serve`: a local HTTP API shaped like RunPod's public endpoint API
-//! (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`, `/health`), plus `/ping` for RunPod
-//! load-balancing endpoints.
+//! (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`, `/health`), OpenAI's
+//! `/v1/audio/speech` and `/v1/models`, plus `/ping` for RunPod load-balancing endpoints.
 
 mod jobs;
+mod openai;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,12 @@ pub fn app<H: JobHandler>(handler: Arc<H>, concurrency: usize) -> Router {
         .route("/stream/{id}", get(stream::<H>).post(stream::<H>))
         .route("/cancel/{id}", post(cancel::<H>))
         .route("/health", get(health::<H>))
+        .route(
+            "/v1/audio/speech",
+            post(|State(state), body| openai::speech::<H>(state, body))
+                .layer(DefaultBodyLimit::max(RUNSYNC_BODY_LIMIT)),
+        )
+        .route("/v1/models", get(|State(state)| openai::models::<H>(state)))
         .with_state(state)
         .merge(ping_app(handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
