@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::JobError;
-use super::speech;
+use super::{library, speech};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::job::Job;
@@ -32,6 +32,9 @@ pub async fn handle(
         "info" => Ok(info(job, settings, engine, voices.status().await)),
         "tts" => speech::tts(input, settings, engine, voices).await,
         "vc" => speech::vc(input, settings, engine, voices).await,
+        "voices" => library::list(settings, voices).await,
+        "voice_upload" => library::upload(input, settings, voices).await,
+        "voice_delete" => library::delete(input, settings, voices).await,
         task if TASKS.contains(&task) => Err(JobError::Unavailable(format!(
             "task {task:?} is not available in this version of the worker"
         ))),

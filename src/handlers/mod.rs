@@ -3,6 +3,7 @@
 
 pub mod custom;
 pub mod error;
+mod library;
 pub mod openai;
 pub mod route;
 pub mod speech;

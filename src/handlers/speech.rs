@@ -19,10 +19,14 @@ use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
 pub const MAX_TEXT_CHARS: usize = 3000;
 
 /// A job's fields, with typed and range-checked reads that name the field at fault.
-struct Fields<'a>(&'a Map<String, Value>);
+pub(super) struct Fields<'a>(pub(super) &'a Map<String, Value>);
 
 impl<'a> Fields<'a> {
-    fn number(&self, key: &'static str, range: (f64, f64)) -> Result<Option<f64>, JobError> {
+    pub(super) fn number(
+        &self,
+        key: &'static str,
+        range: (f64, f64),
+    ) -> Result<Option<f64>, JobError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_f64() {
@@ -36,7 +40,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn integer(&self, key: &'static str, max: u64) -> Result<Option<u64>, JobError> {
+    pub(super) fn integer(&self, key: &'static str, max: u64) -> Result<Option<u64>, JobError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n.as_u64().filter(|v| *v <= max).map(Some).ok_or_else(|| {
@@ -49,7 +53,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn boolean(&self, key: &'static str) -> Result<Option<bool>, JobError> {
+    pub(super) fn boolean(&self, key: &'static str) -> Result<Option<bool>, JobError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -60,7 +64,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn string(&self, key: &'static str) -> Result<Option<&'a str>, JobError> {
+    pub(super) fn string(&self, key: &'static str) -> Result<Option<&'a str>, JobError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.as_str())),
@@ -157,7 +161,7 @@ pub(super) async fn named_voice(
     }
 }
 
-fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
+pub(super) fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
     Ok(fields.integer("seed", u64::MAX)?.unwrap_or_else(rand_seed))
 }
 

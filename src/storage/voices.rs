@@ -5,7 +5,7 @@
 //! `voice_<name>.wav`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -53,6 +53,18 @@ pub enum VoiceError {
     Disabled(String),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
+    #[error("voices.json cannot be changed while it is broken ({0}); fix or remove it first")]
+    Broken(String),
+    #[error("voice {0:?} already exists; send \"overwrite\": true to replace it")]
+    Exists(String),
+    #[error("writing the voice library failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Where the mapping in use came from, for the `info` task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LibraryStatus {
@@ -73,6 +85,8 @@ impl LibraryStatus {
 pub struct VoiceLibrary {
     path: PathBuf,
     state: Mutex<State>,
+    /// One change at a time, so concurrent jobs never lose each other's edits.
+    writing: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -93,7 +107,31 @@ impl VoiceLibrary {
                 from_file: false,
                 error: None,
             }),
+            writing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Applies `change` to the current mapping and writes voices.json atomically (a temporary
+    /// file renamed over it). Without a voices.json the built-in mapping is the starting point,
+    /// so its names keep working; a broken file is never overwritten.
+    pub async fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut VoiceMap) -> Result<T, LibraryError>,
+    ) -> Result<T, LibraryError> {
+        let _writing = self.writing.lock().await;
+        self.refresh().await;
+        let (mut voices, broken) = {
+            let state = self.lock();
+            ((*state.voices).clone(), state.error.clone())
+        };
+        if let Some(error) = broken {
+            return Err(LibraryError::Broken(error));
+        }
+        let outcome = change(&mut voices)?;
+        let json = serde_json::to_vec_pretty(&voices).map_err(std::io::Error::other)?;
+        write_atomically(&self.path, &json).await?;
+        self.refresh().await;
+        Ok(outcome)
     }
 
     /// The mapping in use, re-reading voices.json first if it changed since the last call.
@@ -171,6 +209,23 @@ impl VoiceLibrary {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader or a crash never sees half a file.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(folder).await?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temporary = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+    tokio::fs::write(&temporary, bytes).await?;
+    match tokio::fs::rename(&temporary, path).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&temporary).await;
+            Err(error)
+        }
     }
 }
 

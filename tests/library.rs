@@ -1,0 +1,203 @@
+//! The voice-library tasks (`voices`, `voice_upload`, `voice_delete`) through the local API on
+//! 127.0.0.1, against a volume folder the test owns.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use chatterbox_worker::audio::wav::{SampleFormat, encode};
+use chatterbox_worker::config::Settings;
+use chatterbox_worker::engine::Engine;
+use chatterbox_worker::handlers::Handlers;
+use chatterbox_worker::serve;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl Api {
+    async fn start(volume: &std::path::Path) -> Self {
+        let settings = Settings::from_lookup(|name| {
+            (name == "CHATTERBOX_VOLUME").then(|| volume.display().to_string())
+        })
+        .unwrap();
+        let engine = Engine::new(settings.engine.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let app = serve::app(Arc::new(Handlers::new(Arc::new(settings), engine)), 8);
+        tokio::spawn(serve::serve(listener, app, shutdown.clone()));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _shutdown: shutdown.drop_guard(),
+        }
+    }
+
+    /// The job's `output`, or its `error` as Err.
+    async fn job(&self, input: Value) -> Result<Value, String> {
+        let answer: Value = self
+            .http
+            .post(format!("{}/runsync", self.base))
+            .json(&json!({"input": input}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match answer["status"].as_str() {
+            Some("COMPLETED") => Ok(answer["output"].clone()),
+            _ => Err(answer["error"].to_string()),
+        }
+    }
+}
+
+fn clip_base64(seconds: f64) -> String {
+    let samples: Vec<f32> = (0..(seconds * 16000.0) as usize)
+        .map(|i| 0.2 * (i as f32 * 0.05).sin())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(encode(&samples, 16000, SampleFormat::Pcm16))
+}
+
+#[tokio::test]
+async fn upload_list_and_delete_voices() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = Api::start(volume.path()).await;
+
+    let listed = api.job(json!({"task": "voices"})).await.unwrap();
+    assert_eq!(listed["library"]["source"], "built-in");
+    assert_eq!(listed["voices"][0]["file_exists"], false);
+
+    let uploaded = api
+        .job(
+            json!({"task": "voice_upload", "name": "narrator", "audio_base64": clip_base64(6.0),
+                    "description": "calm", "exaggeration": 0.7}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(uploaded["audio_file"], "narrator.wav");
+    assert!(volume.path().join("audio_prompts/narrator.wav").is_file());
+
+    let listed = api.job(json!({"task": "voices"})).await.unwrap();
+    assert_eq!(listed["library"]["source"], "file");
+    let narrator = listed["voices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "narrator")
+        .unwrap()
+        .clone();
+    assert_eq!(narrator["file_exists"], true);
+    assert_eq!(narrator["duration_sec"], 6.0);
+    assert_eq!(narrator["exaggeration"], 0.7);
+    // The built-in names were kept when voices.json was first written.
+    assert!(
+        listed["voices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "alloy")
+    );
+
+    // A second upload under the same name is refused and leaves the clip as it was.
+    let before = std::fs::read(volume.path().join("audio_prompts/narrator.wav")).unwrap();
+    let error = api
+        .job(json!({"task": "voice_upload", "name": "narrator", "audio_base64": clip_base64(7.0)}))
+        .await
+        .unwrap_err();
+    assert!(error.contains("overwrite"), "{error}");
+    assert_eq!(
+        std::fs::read(volume.path().join("audio_prompts/narrator.wav")).unwrap(),
+        before
+    );
+
+    let deleted = api
+        .job(json!({"task": "voice_delete", "name": "narrator"}))
+        .await
+        .unwrap();
+    assert_eq!(deleted["file_deleted"], false);
+    assert!(volume.path().join("audio_prompts/narrator.wav").is_file());
+    let error = api
+        .job(json!({"task": "voice_delete", "name": "narrator"}))
+        .await
+        .unwrap_err();
+    assert!(error.contains("unknown voice"), "{error}");
+
+    api.job(json!({"task": "voice_upload", "name": "guide", "audio_base64": clip_base64(5.5)}))
+        .await
+        .unwrap();
+    let deleted = api
+        .job(json!({"task": "voice_delete", "name": "guide", "delete_file": true}))
+        .await
+        .unwrap();
+    assert_eq!(deleted["file_deleted"], true);
+    assert!(!volume.path().join("audio_prompts/guide.wav").exists());
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_with_nothing_written() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = Api::start(volume.path()).await;
+    for (input, expected) in [
+        (
+            json!({"task": "voice_upload", "name": "../evil", "audio_base64": clip_base64(6.0)}),
+            "name must be",
+        ),
+        (
+            json!({"task": "voice_upload", "name": "short", "audio_base64": clip_base64(2.0)}),
+            "5 s to 300 s",
+        ),
+        (
+            json!({"task": "voice_upload", "name": "noise", "audio_base64": "bm90IGF1ZGlv"}),
+            "WAV",
+        ),
+        (
+            json!({"task": "voice_upload", "name": "x"}),
+            "audio_base64 is required",
+        ),
+        (
+            json!({"task": "voice_upload", "name": "x", "audio_base64": clip_base64(6.0), "cfg_weight": 9}),
+            "cfg_weight",
+        ),
+    ] {
+        let error = api.job(input).await.unwrap_err();
+        assert!(error.contains(expected), "{error}");
+    }
+    assert!(!volume.path().join("voices.json").exists());
+    let prompts = volume.path().join("audio_prompts");
+    let leftovers: Vec<_> = std::fs::read_dir(&prompts)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(!volume.path().parent().unwrap().join("evil.wav").exists());
+}
+
+#[tokio::test]
+async fn concurrent_uploads_all_land_in_one_valid_voices_json() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = Arc::new(Api::start(volume.path()).await);
+    let clip = clip_base64(5.5);
+    let uploads = (0..8).map(|i| {
+        let (api, clip) = (api.clone(), clip.clone());
+        tokio::spawn(async move {
+            api.job(
+                json!({"task": "voice_upload", "name": format!("voice{i}"), "audio_base64": clip}),
+            )
+            .await
+        })
+    });
+    for upload in uploads {
+        upload.await.unwrap().unwrap();
+    }
+    let voices: Value =
+        serde_json::from_slice(&std::fs::read(volume.path().join("voices.json")).unwrap()).unwrap();
+    for i in 0..8 {
+        assert!(voices.get(format!("voice{i}")).is_some(), "voice{i} lost");
+    }
+}
