@@ -201,3 +201,63 @@ async fn concurrent_uploads_all_land_in_one_valid_voices_json() {
         assert!(voices.get(format!("voice{i}")).is_some(), "voice{i} lost");
     }
 }
+
+#[tokio::test]
+async fn outputs_are_listed_filtered_and_paged_without_leaving_the_folder() {
+    let volume = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.wav"), b"secret").unwrap();
+    let output = volume.path().join("output");
+    std::fs::create_dir_all(output.join("book")).unwrap();
+    std::fs::write(output.join("intro.wav"), b"RIFF....").unwrap();
+    std::fs::write(output.join("broken.wav"), b"").unwrap();
+    std::fs::write(output.join("book/chapter1.mp3"), b"ID3.....").unwrap();
+    std::fs::write(output.join("book/chapter2.mp3"), b"ID3......").unwrap();
+    std::os::unix::fs::symlink(outside.path(), output.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.wav"), output.join("link.wav")).unwrap();
+    let api = Api::start(volume.path()).await;
+
+    let all = api.job(json!({"task": "outputs"})).await.unwrap();
+    let paths: Vec<&str> = all["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["book/chapter1.mp3", "book/chapter2.mp3", "intro.wav"]
+    );
+    assert_eq!(all["skipped_empty"], json!(["broken.wav"]));
+
+    let book = api
+        .job(json!({"task": "outputs", "project": "book", "page_size": 1, "page": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (book["total"].as_u64(), book["pages"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(book["files"].as_array().unwrap().len(), 1);
+    assert_eq!(book["files"][0]["project"], "book");
+
+    let found = api
+        .job(json!({"task": "outputs", "search": "CHAPTER2"}))
+        .await
+        .unwrap();
+    assert_eq!(found["files"][0]["path"], "book/chapter2.mp3");
+
+    for (project, expected) in [
+        ("../", "not a plain"),
+        ("elsewhere", "not a plain"),
+        ("nothing", "no project"),
+    ] {
+        let error = api
+            .job(json!({"task": "outputs", "project": project}))
+            .await
+            .unwrap_err();
+        assert!(error.contains(expected), "{project}: {error}");
+    }
+}

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::JobError;
-use super::{library, speech};
+use super::{library, outputs, speech};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::job::Job;
@@ -35,6 +35,7 @@ pub async fn handle(
         "voices" => library::list(settings, voices).await,
         "voice_upload" => library::upload(input, settings, voices).await,
         "voice_delete" => library::delete(input, settings, voices).await,
+        "outputs" => outputs::list(input, settings).await,
         task if TASKS.contains(&task) => Err(JobError::Unavailable(format!(
             "task {task:?} is not available in this version of the worker"
         ))),

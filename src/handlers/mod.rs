@@ -5,6 +5,7 @@ pub mod custom;
 pub mod error;
 mod library;
 pub mod openai;
+mod outputs;
 pub mod route;
 pub mod speech;
 
