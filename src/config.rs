@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use crate::engine::checkpoints::CheckpointSource;
 use crate::engine::device::{DeviceChoice, parse_dtype};
 use crate::engine::{EngineConfig, Variant};
+use crate::storage::fetch::FetchPolicy;
+use crate::storage::inputs::MAX_AUDIO_BYTES;
 use crate::storage::s3::S3Settings;
 use crate::storage::volume::VolumePaths;
 
@@ -20,6 +22,8 @@ pub const DTYPE_VAR: &str = "CHATTERBOX_DTYPE";
 pub const PERTH_CHECKPOINT_VAR: &str = "CHATTERBOX_PERTH_CHECKPOINT";
 pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
 pub const MAX_NEW_TOKENS_VAR: &str = "CHATTERBOX_MAX_NEW_TOKENS";
+pub const URL_MAX_BYTES_VAR: &str = "CHATTERBOX_URL_MAX_BYTES";
+pub const ALLOW_PRIVATE_URLS_VAR: &str = "CHATTERBOX_ALLOW_PRIVATE_URLS";
 /// The Perth weights' file name in the resemble-perth package.
 pub const PERTH_CHECKPOINT_FILE: &str = "perth_net_250000.pth.tar";
 
@@ -35,6 +39,8 @@ pub enum ConfigError {
     VoiceCache(String),
     #[error("{MAX_NEW_TOKENS_VAR} must be a whole number of at least 1, not {0:?}")]
     MaxNewTokens(String),
+    #[error("{URL_MAX_BYTES_VAR} must be a whole number of bytes, not {0:?}")]
+    UrlMaxBytes(String),
     #[error("{DEVICE_VAR}: {0}")]
     Device(String),
     #[error("{DTYPE_VAR}: {0}")]
@@ -50,6 +56,8 @@ pub struct Settings {
     pub s3: Option<S3Settings>,
     /// The most speech tokens one request may generate (the model's own limit when unset).
     pub max_new_tokens: Option<usize>,
+    /// How audio named by a URL is fetched.
+    pub fetch: FetchPolicy,
 }
 
 impl Settings {
@@ -94,6 +102,14 @@ impl Settings {
                     .ok_or(ConfigError::MaxNewTokens(v))
             })
             .transpose()?;
+        let fetch = FetchPolicy {
+            max_bytes: match set(URL_MAX_BYTES_VAR) {
+                Some(v) => v.trim().parse().map_err(|_| ConfigError::UrlMaxBytes(v))?,
+                None => MAX_AUDIO_BYTES,
+            },
+            allow_private: flag(ALLOW_PRIVATE_URLS_VAR, false)?,
+            timeout: crate::storage::fetch::DEFAULT_TIMEOUT,
+        };
         let volume = VolumePaths::from_lookup(&var);
         let device = match set(DEVICE_VAR) {
             Some(v) => v.parse().map_err(ConfigError::Device)?,
@@ -136,6 +152,7 @@ impl Settings {
             refresh_worker,
             s3: S3Settings::from_lookup(&var),
             max_new_tokens,
+            fetch,
         })
     }
 }

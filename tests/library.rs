@@ -261,3 +261,14 @@ async fn outputs_are_listed_filtered_and_paged_without_leaving_the_folder() {
         assert!(error.contains(expected), "{project}: {error}");
     }
 }
+
+#[tokio::test]
+async fn an_audio_prompt_url_to_a_private_address_is_refused_by_default() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = Api::start(volume.path()).await;
+    let error = api
+        .job(json!({"task": "tts", "text": "Hi.", "audio_prompt": "http://127.0.0.1:9/clip.wav"}))
+        .await
+        .unwrap_err();
+    assert!(error.contains("private, loopback"), "{error}");
+}

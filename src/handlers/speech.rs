@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::engine::{
     ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
 };
+use crate::storage::fetch;
 use crate::storage::inputs::{self, InputError};
 use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
 
@@ -96,11 +97,17 @@ async fn audio_input(
     decode(&bytes, key).map(Some)
 }
 
+/// A file under audio_prompts/, or an http(s) URL fetched under the configured policy.
 async fn prompt_file(
     name: &str,
     key: &'static str,
     settings: &Settings,
 ) -> Result<Vec<u8>, JobError> {
+    if name.starts_with("http://") || name.starts_with("https://") {
+        return fetch::fetch(name, &settings.fetch)
+            .await
+            .map_err(|e| JobError::invalid(format!("{key}: {e}"), key));
+    }
     inputs::read_file(&settings.volume.audio_prompts(), name)
         .await
         .map_err(|e| match e {
