@@ -392,3 +392,52 @@ fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
         );
     }
 }
+
+#[test]
+fn a_project_saves_the_audio_and_its_metadata_under_output() {
+    let volume = tempfile::tempdir().unwrap();
+    let job = json!({"input": {"task": "tts", "text": "Saved.", "max_new_tokens": 8, "seed": 3,
+                               "project": "book", "audio_prompt_base64": null}});
+    let output = run_on_volume(volume.path(), job);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let saved = stdout_json(&output)["output"]["saved_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        saved.starts_with("book/tts_") && saved.ends_with("_seed3.wav"),
+        "{saved}"
+    );
+    let wav = volume.path().join("output").join(&saved);
+    let clip = chatterbox_worker::audio::wav::decode(&std::fs::read(&wav).unwrap()).unwrap();
+    assert_eq!(clip.sample_rate, 24000);
+    let metadata: Value =
+        serde_json::from_slice(&std::fs::read(wav.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(metadata["parameters"]["text"], "Saved.");
+    assert_eq!(metadata["seed"], 3);
+
+    let listed = run_on_volume(
+        volume.path(),
+        json!({"input": {"task": "outputs", "project": "book"}}),
+    );
+    let files = stdout_json(&listed)["output"]["files"].clone();
+    assert!(
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == saved.as_str()),
+        "{files}"
+    );
+
+    let bad = run_on_volume(
+        volume.path(),
+        json!({"input": {"task": "tts", "text": "x", "project": "../up"}}),
+    );
+    assert!(!bad.status.success());
+    assert!(stdout_json(&bad)["error"].to_string().contains("project"));
+}

@@ -12,9 +12,9 @@ use crate::config::Settings;
 use crate::engine::{
     ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
 };
-use crate::storage::fetch;
 use crate::storage::inputs::{self, InputError};
 use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
+use crate::storage::{fetch, outputs};
 
 /// Longer texts belong in several jobs (or, later, chunking): T3 speaks about 40 s at most.
 pub const MAX_TEXT_CHARS: usize = 3000;
@@ -193,22 +193,84 @@ pub(super) fn engine_error(error: EngineError) -> JobError {
     }
 }
 
-fn output(speech: Speech, seed: u64, engine: &Engine) -> Value {
+/// `save_to_volume` (default: whether a `project` is given) and the project, checked before
+/// any work is done.
+fn save_request<'a>(fields: &Fields<'a>) -> Result<(bool, Option<&'a str>), JobError> {
+    let project = fields.string("project")?;
+    if project.is_some_and(|p| !outputs::valid_project(p)) {
+        return Err(JobError::invalid(
+            "project must be 1 to 64 letters, digits, '-' or '_'",
+            "project",
+        ));
+    }
+    Ok((
+        fields
+            .boolean("save_to_volume")?
+            .unwrap_or(project.is_some()),
+        project,
+    ))
+}
+
+/// The job's answer; with `save_to_volume` or a `project`, the WAV and a JSON companion are
+/// also written under the volume's output/ folder and `saved_path` names them.
+async fn output(
+    speech: Speech,
+    seed: u64,
+    engine: &Engine,
+    kind: &str,
+    fields: &Fields<'_>,
+    settings: &Settings,
+) -> Result<Value, JobError> {
+    let project = fields.string("project")?;
+    if project.is_some_and(|p| !outputs::valid_project(p)) {
+        return Err(JobError::invalid(
+            "project must be 1 to 64 letters, digits, '-' or '_'",
+            "project",
+        ));
+    }
+    let save = fields
+        .boolean("save_to_volume")?
+        .unwrap_or(project.is_some());
     let bytes = wav::encode(
         &speech.clip.samples,
         speech.clip.sample_rate,
         SampleFormat::Pcm16,
     );
-    json!({
+    let mut result = json!({
         "status": "success",
-        "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
         "format": "wav",
         "sample_rate": speech.clip.sample_rate,
         "duration_sec": (speech.clip.duration_seconds() * 1000.0).round() / 1000.0,
         "seed": seed,
         "model": engine.model(),
         "watermarked": speech.watermarked,
-    })
+    });
+    if save {
+        let mut metadata = result.clone();
+        metadata["task"] = json!(kind);
+        metadata["parameters"] = Value::Object(
+            fields
+                .0
+                .iter()
+                .filter(|(key, _)| !key.ends_with("_base64"))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        );
+        let path = outputs::save(
+            &settings.volume.output(),
+            project,
+            kind,
+            seed,
+            "wav",
+            &bytes,
+            &metadata,
+        )
+        .await
+        .map_err(|e| JobError::Internal(e.into()))?;
+        result["saved_path"] = json!(path);
+    }
+    result["audio_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    Ok(result)
 }
 
 pub async fn tts(
@@ -269,6 +331,7 @@ pub async fn tts(
         ));
     }
     let seed = seed(&fields)?;
+    save_request(&fields)?;
     let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
     let request = SpeechRequest {
         text: text.to_string(),
@@ -283,7 +346,7 @@ pub async fn tts(
         watermark: fields.boolean("watermark")?,
     };
     let speech = engine.speak(request).await.map_err(engine_error)?;
-    Ok(output(speech, seed, engine))
+    output(speech, seed, engine, "tts", &fields, settings).await
 }
 
 pub async fn vc(
@@ -304,6 +367,7 @@ pub async fn vc(
         })?;
     let (target, _) = reference_voice(&fields, settings, voices).await?;
     let seed = seed(&fields)?;
+    save_request(&fields)?;
     let request = ConversionRequest {
         source,
         target,
@@ -311,5 +375,5 @@ pub async fn vc(
         watermark: fields.boolean("watermark")?,
     };
     let speech = engine.convert(request).await.map_err(engine_error)?;
-    Ok(output(speech, seed, engine))
+    output(speech, seed, engine, "vc", &fields, settings).await
 }

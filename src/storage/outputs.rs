@@ -96,3 +96,73 @@ async fn subfolders(output: &Path) -> std::io::Result<Vec<String>> {
     found.sort();
     Ok(found)
 }
+
+/// A project folder name: letters, digits, `-` and `_`, so it is one folder under output/.
+pub fn valid_project(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Saves `bytes` as `output/[project/]{kind}_{UTC time}_seed{seed}.{extension}` with a JSON
+/// companion of the same stem holding `metadata`; both written atomically. Returns the path
+/// under output/.
+pub async fn save(
+    output: &Path,
+    project: Option<&str>,
+    kind: &str,
+    seed: u64,
+    extension: &str,
+    bytes: &[u8],
+    metadata: &serde_json::Value,
+) -> std::io::Result<String> {
+    let folder = project.map_or(output.to_path_buf(), |p| output.join(p));
+    let stem = format!(
+        "{kind}_{}_seed{seed}",
+        utc_stamp(std::time::SystemTime::now())
+    );
+    let relative = |name: &str| project.map_or(name.to_string(), |p| format!("{p}/{name}"));
+    let audio = format!("{stem}.{extension}");
+    super::write_atomically(&folder.join(&audio), bytes).await?;
+    let json = serde_json::to_vec_pretty(metadata).map_err(std::io::Error::other)?;
+    super::write_atomically(&folder.join(format!("{stem}.json")), &json).await?;
+    Ok(relative(&audio))
+}
+
+/// `YYYYmmdd_HHMMSS_mmm` in UTC (days to a civil date by Howard Hinnant's algorithm).
+fn utc_stamp(time: std::time::SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs();
+    let (days, rest) = ((seconds / 86_400) as i64, seconds % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}_{:03}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        let at = |s: u64| utc_stamp(UNIX_EPOCH + std::time::Duration::from_secs(s));
+        assert_eq!(at(0), "19700101_000000_000");
+        assert_eq!(at(951_782_400), "20000229_000000_000");
+        assert_eq!(at(1_795_345_200 + 3_723), "20261122_120203_000");
+    }
+}

@@ -5,11 +5,13 @@
 //! `voice_<name>.wav`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+
+use super::write_atomically;
 
 /// OpenAI's voice names, mapped to `voice_<name>.wav` when there is no voices.json.
 pub const OPENAI_VOICES: &[&str] = &[
@@ -209,23 +211,6 @@ impl VoiceLibrary {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader or a crash never sees half a file.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(folder).await?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
-    tokio::fs::write(&temporary, bytes).await?;
-    match tokio::fs::rename(&temporary, path).await {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            Err(error)
-        }
     }
 }
 
