@@ -269,6 +269,17 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
     // At most 30 tokens and Turbo's 3 silence tokens, 40 ms each.
     assert!(clip.duration_seconds() <= 33.0 * 0.04 + 1e-6);
 
+    // speed 2 halves the duration (30 tokens + 3 silence tokens at most, 40 ms each).
+    let response = speech(json!({"model": "tts-1", "input": "Hi.", "voice": "alloy", "response_format": "wav", "speed": 2.0}))
+        .await
+        .unwrap();
+    let fast = chatterbox_worker::audio::wav::decode(&response.bytes().await.unwrap()).unwrap();
+    assert!(
+        fast.duration_seconds() <= 33.0 * 0.04 / 2.0 * 1.03,
+        "{}",
+        fast.duration_seconds()
+    );
+
     for (body, status, param) in [
         (json!({"model": "tts-1", "voice": "alloy"}), 400, "input"),
         (

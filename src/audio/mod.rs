@@ -2,4 +2,5 @@
 
 pub mod format;
 pub mod mp3;
+pub mod stretch;
 pub mod wav;

@@ -4,8 +4,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::error::JobError;
-use super::speech::{engine_error, named_voice, rand_seed, token_limit};
+use super::speech::{engine_error, named_voice, rand_seed, speed, token_limit};
 use crate::audio::format::{FormatError, OutputFormat};
+use crate::audio::stretch::change_speed;
 use crate::config::Settings;
 use crate::engine::{Engine, SpeechRequest, Variant};
 use crate::storage::voices::VoiceLibrary;
@@ -95,6 +96,7 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
         }
     };
     let format = response_format(fields)?;
+    let speed = speed(fields, "speed")?;
     check_unsupported_options(fields)?;
 
     let (voice, defaults) = named_voice(voice, context.settings, context.voices).await?;
@@ -122,15 +124,18 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
     };
     let speech = engine.speak(request).await.map_err(engine_error)?;
     let clip = &speech.clip;
+    let samples = change_speed(&clip.samples, clip.sample_rate, speed)
+        .map_err(|e| JobError::Internal(e.into()))?;
+    let seconds = samples.len() as f64 / f64::from(clip.sample_rate);
     let bytes = format
-        .encode(&clip.samples, clip.sample_rate)
+        .encode(&samples, clip.sample_rate)
         .map_err(|e| JobError::Internal(e.into()))?;
     Ok(json!({
         "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
         "content_type": format.content_type(),
         "format": format.name(),
         "sample_rate": clip.sample_rate,
-        "duration_sec": (clip.duration_seconds() * 1000.0).round() / 1000.0,
+        "duration_sec": (seconds * 1000.0).round() / 1000.0,
     }))
 }
 
@@ -153,29 +158,10 @@ fn format_error(error: FormatError) -> JobError {
     JobError::invalid(error.to_string(), "response_format")
 }
 
-/// Options of the API this worker does not honour yet are refused rather than ignored, so a
-/// client never gets audio other than what it asked for. `instructions` is accepted and
-/// unused: Chatterbox takes no style prompt.
+/// Options of the API this worker does not honour are refused rather than ignored, so a client
+/// never gets audio other than what it asked for. `instructions` is accepted and unused:
+/// Chatterbox takes no style prompt.
 fn check_unsupported_options(fields: &Map<String, Value>) -> Result<(), JobError> {
-    match fields.get("speed") {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(v) if !(0.25..=4.0).contains(&v) => {
-                return Err(JobError::invalid(
-                    "speed must be between 0.25 and 4.0",
-                    "speed",
-                ));
-            }
-            Some(v) if v != 1.0 => {
-                return Err(JobError::invalid(
-                    "speed other than 1.0 is not available in this worker yet",
-                    "speed",
-                ));
-            }
-            _ => {}
-        },
-        Some(_) => return Err(JobError::invalid("speed must be a number", "speed")),
-    }
     match fields.get("stream_format") {
         None | Some(Value::Null) => {}
         Some(Value::String(f)) if f == "audio" => {}
@@ -278,8 +264,8 @@ mod tests {
         for (key, value) in [
             ("response_format", json!("opus")),
             ("response_format", json!("ogg")),
-            ("speed", json!(1.5)),
             ("speed", json!(9)),
+            ("speed", json!("fast")),
             ("stream_format", json!("sse")),
             ("instructions", json!(5)),
         ] {

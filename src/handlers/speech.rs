@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::error::JobError;
+use crate::audio::stretch::{SPEED_RANGE, change_speed};
 use crate::audio::wav::{self, Clip, SampleFormat};
 use crate::config::Settings;
 use crate::engine::{
@@ -174,6 +175,11 @@ pub(super) fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
 
 /// A fresh seed per job when none is given; it is returned so the audio can be reproduced.
 /// 53 bits, so JSON clients that read numbers as doubles keep it exact.
+/// A pitch-preserving speed factor from `key`, 1.0 when absent.
+pub(super) fn speed(fields: &Map<String, Value>, key: &'static str) -> Result<f64, JobError> {
+    Ok(Fields(fields).number(key, SPEED_RANGE)?.unwrap_or(1.0))
+}
+
 /// The model's limit, lowered by `CHATTERBOX_MAX_NEW_TOKENS` when the operator set one.
 pub(super) fn token_limit(model_limit: usize, settings: &Settings) -> usize {
     settings
@@ -332,6 +338,7 @@ pub async fn tts(
     }
     let seed = seed(&fields)?;
     save_request(&fields)?;
+    let speed_factor = speed(input, "speed_factor")?;
     let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
     let request = SpeechRequest {
         text: text.to_string(),
@@ -345,7 +352,10 @@ pub async fn tts(
         norm_loudness: fields.boolean("norm_loudness")?.unwrap_or(true),
         watermark: fields.boolean("watermark")?,
     };
-    let speech = engine.speak(request).await.map_err(engine_error)?;
+    let mut speech = engine.speak(request).await.map_err(engine_error)?;
+    let clip = &mut speech.clip;
+    clip.samples = change_speed(&clip.samples, clip.sample_rate, speed_factor)
+        .map_err(|e| JobError::Internal(e.into()))?;
     output(speech, seed, engine, "tts", &fields, settings).await
 }
 
