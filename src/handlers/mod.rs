@@ -36,6 +36,25 @@ impl Handlers {
     }
 }
 
+/// RunPod answers a job-done body over its 20 MB payload limit with HTTP 400, which would lose
+/// the result; an answer that big fails here with a message the caller can act on.
+const MAX_RESULT_BYTES: usize = 20 * 1024 * 1024;
+
+fn within_result_limit(output: serde_json::Value) -> Result<serde_json::Value, JobError> {
+    let size = serde_json::to_vec(&output).map_or(0, |bytes| bytes.len());
+    if size > MAX_RESULT_BYTES {
+        return Err(JobError::invalid(
+            format!(
+                "the result is {:.1} MB, more than the 20 MB RunPod accepts for a job's output; \
+                 ask for less audio per job (shorter text or source, mp3 output)",
+                size as f64 / 1e6
+            ),
+            None,
+        ));
+    }
+    Ok(output)
+}
+
 impl JobHandler for Handlers {
     async fn handle(&self, job: Job, _ctx: JobContext) -> Outcome {
         let speech = openai::SpeechContext {
@@ -60,7 +79,7 @@ impl JobHandler for Handlers {
                 )),
             ),
         };
-        match result {
+        match result.and_then(within_result_limit) {
             Ok(output) => Outcome::Output(output),
             Err(error) => error.into_outcome(api),
         }
@@ -72,5 +91,22 @@ impl JobHandler for Handlers {
             EngineState::Failed(_) => Readiness::Unhealthy,
             EngineState::NotLoaded | EngineState::Ready => Readiness::Ready,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_over_the_platform_limit_fail_clearly() {
+        let small = serde_json::json!({"audio_base64": "AAAA"});
+        assert_eq!(within_result_limit(small.clone()).unwrap(), small);
+        let large = serde_json::json!({"audio_base64": "A".repeat(MAX_RESULT_BYTES)});
+        let error = within_result_limit(large).unwrap_err().to_string();
+        assert!(
+            error.contains("20 MB") && error.contains("less audio"),
+            "{error}"
+        );
     }
 }
