@@ -18,10 +18,10 @@ const EMBEDDING_MAX_REL: f64 = 1e-5;
 /// 2.9e-5 on the reduced S3Gen. At full size (56 random transformer blocks per call, 700
 /// frames) the mel's f32 drift, amplified by the vocoder's exp(magnitude), reaches 4.8e-4
 /// (guided) and 1.0e-3 (mean flow) relative, an SNR of 60 dB or more.
-const WAV_MAX_REL: f64 = 5e-5;
-const WAV_MAX_ABS: f64 = 2e-5;
-const FULL_WAV_MAX_REL: f64 = 2e-3;
-const FULL_WAV_MAX_ABS: f64 = 1e-3;
+pub(crate) const WAV_MAX_REL: f64 = 5e-5;
+pub(crate) const WAV_MAX_ABS: f64 = 2e-5;
+pub(crate) const FULL_WAV_MAX_REL: f64 = 2e-3;
+pub(crate) const FULL_WAV_MAX_ABS: f64 = 1e-3;
 
 #[derive(serde::Deserialize)]
 struct Config {

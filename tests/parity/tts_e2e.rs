@@ -11,12 +11,9 @@ use chatterbox_worker::model::tts::{ChatterboxTTS, SpeechOptions, Variant};
 
 use crate::fixture::{Fixture, assert_close};
 
-/// The budgets of the S3Gen pipeline test (tests/parity/s3gen_pipeline.rs): the text front end
-/// and greedy T3 must agree exactly, so the waveform differs only by S3Gen's f32 drift.
-const WAV_MAX_REL: f64 = 5e-5;
-const WAV_MAX_ABS: f64 = 2e-5;
-const FULL_WAV_MAX_REL: f64 = 2e-3;
-const FULL_WAV_MAX_ABS: f64 = 1e-3;
+// The S3Gen pipeline test's budgets: the text front end and greedy T3 must agree exactly, so
+// the waveform differs only by S3Gen's f32 drift.
+use crate::s3gen_pipeline::{FULL_WAV_MAX_ABS, FULL_WAV_MAX_REL, WAV_MAX_ABS, WAV_MAX_REL};
 
 #[derive(serde::Deserialize)]
 struct Config {
