@@ -12,7 +12,6 @@ use crate::storage::voices::{LibraryError, VoiceEntry, VoiceError, VoiceLibrary}
 
 /// A reference clip must carry a voice (Turbo needs more than 5 s) and stay a clip.
 const CLIP_SECONDS: (f64, f64) = (5.0, 300.0);
-const MAX_NAME_CHARS: usize = 64;
 
 pub async fn list(settings: &Settings, voices: &VoiceLibrary) -> Result<Value, JobError> {
     let status = voices.status().await;
@@ -158,17 +157,12 @@ pub async fn delete(
 /// A voice name: letters, digits, `-` and `_`, so it is also a safe file name.
 fn voice_name(fields: &Fields<'_>) -> Result<String, JobError> {
     let name = fields.string("name")?.unwrap_or_default().to_string();
-    let valid = !name.is_empty()
-        && name.chars().count() <= MAX_NAME_CHARS
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
+    if crate::storage::is_plain_name(&name) {
         Ok(name)
     } else {
         Err(JobError::invalid(
             format!(
-                "name must be 1 to {MAX_NAME_CHARS} letters, digits, '-' or '_' (got {:?})",
+                "name must be 1 to 64 letters, digits, '-' or '_' (got {:?})",
                 name.chars().take(80).collect::<String>()
             ),
             "name",

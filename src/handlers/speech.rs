@@ -203,7 +203,7 @@ pub(super) fn engine_error(error: EngineError) -> JobError {
 /// any work is done.
 fn save_request<'a>(fields: &Fields<'a>) -> Result<(bool, Option<&'a str>), JobError> {
     let project = fields.string("project")?;
-    if project.is_some_and(|p| !outputs::valid_project(p)) {
+    if project.is_some_and(|p| !crate::storage::is_plain_name(p)) {
         return Err(JobError::invalid(
             "project must be 1 to 64 letters, digits, '-' or '_'",
             "project",
@@ -228,7 +228,7 @@ async fn output(
     settings: &Settings,
 ) -> Result<Value, JobError> {
     let project = fields.string("project")?;
-    if project.is_some_and(|p| !outputs::valid_project(p)) {
+    if project.is_some_and(|p| !crate::storage::is_plain_name(p)) {
         return Err(JobError::invalid(
             "project must be 1 to 64 letters, digits, '-' or '_'",
             "project",

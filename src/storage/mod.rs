@@ -9,6 +9,16 @@ pub mod volume;
 
 use std::path::Path;
 
+/// A name that is also a safe file or folder name (voices, projects): 1 to 64 ASCII letters,
+/// digits, `-` and `_`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// reader or a crash never sees half a file.
 pub async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

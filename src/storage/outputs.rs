@@ -97,15 +97,6 @@ async fn subfolders(output: &Path) -> std::io::Result<Vec<String>> {
     Ok(found)
 }
 
-/// A project folder name: letters, digits, `-` and `_`, so it is one folder under output/.
-pub fn valid_project(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Saves `bytes` as `output/[project/]{kind}_{UTC time}_seed{seed}.{extension}` with a JSON
 /// companion of the same stem holding `metadata`; both written atomically. Returns the path
 /// under output/.
