@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use chatterbox_worker::audio::wav;
+use chatterbox_worker::audio;
 use chatterbox_worker::config::T3_BF16_WEIGHTS_VAR;
 use chatterbox_worker::model::perth::PerthWatermarker;
 use chatterbox_worker::model::s3gen::S3GEN_SR;
@@ -55,7 +55,7 @@ fn main() {
         .map(|path| PerthWatermarker::load(&PathBuf::from(path), &device).expect("Perth weights"));
     let load_s = started.elapsed().as_secs_f64();
 
-    let clip = wav::decode(&std::fs::read(dir.join("reference.wav")).expect("reference.wav"))
+    let clip = audio::decode(&std::fs::read(dir.join("reference.wav")).expect("reference.wav"))
         .expect("reference.wav decodes");
     let started = Instant::now();
     tts.prepare_conditionals(&clip.samples, clip.sample_rate, 0.0, true)

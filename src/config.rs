@@ -7,7 +7,7 @@ use crate::engine::device::{DeviceChoice, parse_dtype};
 use crate::engine::{EngineConfig, Variant};
 use crate::storage::fetch::FetchPolicy;
 use crate::storage::inputs::MAX_AUDIO_BYTES;
-use crate::storage::s3::S3Settings;
+use crate::storage::s3::{DEFAULT_URL_EXPIRY, S3Settings};
 use crate::storage::volume::VolumePaths;
 
 pub const MODEL_VAR: &str = "CHATTERBOX_MODEL";
@@ -24,6 +24,7 @@ pub const VOICE_CACHE_VAR: &str = "CHATTERBOX_VOICE_CACHE";
 pub const MAX_NEW_TOKENS_VAR: &str = "CHATTERBOX_MAX_NEW_TOKENS";
 pub const URL_MAX_BYTES_VAR: &str = "CHATTERBOX_URL_MAX_BYTES";
 pub const ALLOW_PRIVATE_URLS_VAR: &str = "CHATTERBOX_ALLOW_PRIVATE_URLS";
+pub const S3_URL_EXPIRY_VAR: &str = "CHATTERBOX_S3_URL_EXPIRY";
 /// The Perth weights' file name in the resemble-perth package.
 pub const PERTH_CHECKPOINT_FILE: &str = "perth_net_250000.pth.tar";
 
@@ -41,6 +42,8 @@ pub enum ConfigError {
     MaxNewTokens(String),
     #[error("{URL_MAX_BYTES_VAR} must be a whole number of bytes, not {0:?}")]
     UrlMaxBytes(String),
+    #[error("{S3_URL_EXPIRY_VAR} must be a whole number of seconds from 1 to 604800, not {0:?}")]
+    UrlExpiry(String),
     #[error("{DEVICE_VAR}: {0}")]
     Device(String),
     #[error("{DTYPE_VAR}: {0}")]
@@ -56,6 +59,8 @@ pub struct Settings {
     pub s3: Option<S3Settings>,
     /// The most speech tokens one request may generate (the model's own limit when unset).
     pub max_new_tokens: Option<usize>,
+    /// How long presigned result URLs stay valid.
+    pub s3_url_expiry: std::time::Duration,
     /// How audio named by a URL is fetched.
     pub fetch: FetchPolicy,
 }
@@ -110,6 +115,16 @@ impl Settings {
             allow_private: flag(ALLOW_PRIVATE_URLS_VAR, false)?,
             timeout: crate::storage::fetch::DEFAULT_TIMEOUT,
         };
+        let s3_url_expiry = match set(S3_URL_EXPIRY_VAR) {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (1..=DEFAULT_URL_EXPIRY.as_secs()).contains(s))
+                .map(std::time::Duration::from_secs)
+                .ok_or(ConfigError::UrlExpiry(v))?,
+            None => DEFAULT_URL_EXPIRY,
+        };
         let volume = VolumePaths::from_lookup(&var);
         let device = match set(DEVICE_VAR) {
             Some(v) => v.parse().map_err(ConfigError::Device)?,
@@ -151,6 +166,7 @@ impl Settings {
             concurrency,
             refresh_worker,
             s3: S3Settings::from_lookup(&var),
+            s3_url_expiry,
             max_new_tokens,
             fetch,
         })

@@ -251,7 +251,7 @@ fn run_job_on(job: &str, folder: &str, model: &str) -> Value {
     stdout_json(&output)["output"].clone()
 }
 
-fn decoded_wav(output: &Value) -> chatterbox_worker::audio::wav::Clip {
+fn decoded_wav(output: &Value) -> chatterbox_worker::audio::Clip {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(output["audio_base64"].as_str().unwrap())
@@ -261,7 +261,7 @@ fn decoded_wav(output: &Value) -> chatterbox_worker::audio::wav::Clip {
     assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 1);
     assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 24000);
     assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16);
-    chatterbox_worker::audio::wav::decode(&bytes).unwrap()
+    chatterbox_worker::audio::decode(&bytes).unwrap()
 }
 
 #[test]
@@ -413,7 +413,7 @@ fn a_project_saves_the_audio_and_its_metadata_under_output() {
         "{saved}"
     );
     let wav = volume.path().join("output").join(&saved);
-    let clip = chatterbox_worker::audio::wav::decode(&std::fs::read(&wav).unwrap()).unwrap();
+    let clip = chatterbox_worker::audio::decode(&std::fs::read(&wav).unwrap()).unwrap();
     assert_eq!(clip.sample_rate, 24000);
     let metadata: Value =
         serde_json::from_slice(&std::fs::read(wav.with_extension("json")).unwrap()).unwrap();

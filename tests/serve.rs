@@ -264,7 +264,7 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
     .unwrap();
     assert_eq!(response.headers()["content-type"], "audio/wav");
     let wav = response.bytes().await.unwrap();
-    let clip = chatterbox_worker::audio::wav::decode(&wav).unwrap();
+    let clip = chatterbox_worker::audio::decode(&wav).unwrap();
     assert_eq!(clip.sample_rate, 24000);
     // At most 30 tokens and Turbo's 3 silence tokens, 40 ms each.
     assert!(clip.duration_seconds() <= 33.0 * 0.04 + 1e-6);
@@ -273,7 +273,7 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
     let response = speech(json!({"model": "tts-1", "input": "Hi.", "voice": "alloy", "response_format": "wav", "speed": 2.0}))
         .await
         .unwrap();
-    let fast = chatterbox_worker::audio::wav::decode(&response.bytes().await.unwrap()).unwrap();
+    let fast = chatterbox_worker::audio::decode(&response.bytes().await.unwrap()).unwrap();
     assert!(
         fast.duration_seconds() <= 33.0 * 0.04 / 2.0 * 1.03,
         "{}",

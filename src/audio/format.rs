@@ -1,16 +1,23 @@
-//! The output formats OpenAI's speech API names, each encoded for what it claims to be.
+//! The output formats: OpenAI's six names plus float WAV for the custom jobs, each encoded as
+//! exactly what it claims to be, never another format in disguise.
 
 use std::str::FromStr;
 
+use super::flac::{self, FlacError};
 use super::mp3::{self, Mp3Error};
+use super::opus::{self, OpusError};
 use super::wav::{self, SampleFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Mp3,
+    /// 16-bit PCM WAV.
     Wav,
-    /// Raw 16-bit little-endian mono samples at the engine's rate, no header.
+    /// 32-bit float WAV: the custom jobs' `wav_float`, for editing without requantising.
+    WavFloat,
+    /// Raw 16-bit little-endian mono samples at the output rate, no header.
     Pcm,
+    /// Ogg Opus.
     Opus,
     Aac,
     Flac,
@@ -20,13 +27,20 @@ pub enum OutputFormat {
 pub enum FormatError {
     #[error("unknown audio format {0:?}; expected one of mp3, opus, aac, flac, wav, pcm")]
     Unknown(String),
-    /// Never answered with another format in disguise.
-    #[error("{0} output is not available in this worker yet; use mp3, wav or pcm")]
-    NotAvailable(&'static str),
+    #[error(
+        "aac output is not supported: no freely licensed AAC encoder is built in; use mp3, opus, \
+         flac, wav or pcm"
+    )]
+    AacNotSupported,
     #[error(transparent)]
     Mp3(#[from] Mp3Error),
+    #[error(transparent)]
+    Opus(#[from] OpusError),
+    #[error(transparent)]
+    Flac(#[from] FlacError),
 }
 
+/// OpenAI's names only.
 impl FromStr for OutputFormat {
     type Err = FormatError;
 
@@ -44,10 +58,19 @@ impl FromStr for OutputFormat {
 }
 
 impl OutputFormat {
+    /// The custom jobs' `export_formats` names: OpenAI's and `wav_float`.
+    pub fn from_export_name(name: &str) -> Result<Self, FormatError> {
+        if name.trim().eq_ignore_ascii_case("wav_float") {
+            return Ok(Self::WavFloat);
+        }
+        name.parse()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Mp3 => "mp3",
             Self::Wav => "wav",
+            Self::WavFloat => "wav_float",
             Self::Pcm => "pcm",
             Self::Opus => "opus",
             Self::Aac => "aac",
@@ -55,10 +78,19 @@ impl OutputFormat {
         }
     }
 
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::WavFloat => "wav",
+            Self::Opus => "ogg",
+            other => other.name(),
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Mp3 => "audio/mpeg",
-            Self::Wav => "audio/wav",
+            Self::Wav | Self::WavFloat => "audio/wav",
             Self::Pcm => "audio/pcm",
             Self::Opus => "audio/ogg",
             Self::Aac => "audio/aac",
@@ -69,8 +101,8 @@ impl OutputFormat {
     /// Fails before any work is done for a format this build cannot write.
     pub fn check_available(self) -> Result<Self, FormatError> {
         match self {
-            Self::Mp3 | Self::Wav | Self::Pcm => Ok(self),
-            Self::Opus | Self::Aac | Self::Flac => Err(FormatError::NotAvailable(self.name())),
+            Self::Aac => Err(FormatError::AacNotSupported),
+            other => Ok(other),
         }
     }
 
@@ -78,8 +110,11 @@ impl OutputFormat {
         match self {
             Self::Mp3 => Ok(mp3::encode(samples, sample_rate)?),
             Self::Wav => Ok(wav::encode(samples, sample_rate, SampleFormat::Pcm16)),
+            Self::WavFloat => Ok(wav::encode(samples, sample_rate, SampleFormat::Float32)),
             Self::Pcm => Ok(wav::pcm16(samples)),
-            Self::Opus | Self::Aac | Self::Flac => Err(FormatError::NotAvailable(self.name())),
+            Self::Opus => Ok(opus::encode(samples, sample_rate)?),
+            Self::Flac => Ok(flac::encode(samples, sample_rate)?),
+            Self::Aac => Err(FormatError::AacNotSupported),
         }
     }
 }
@@ -131,13 +166,19 @@ mod tests {
         );
         let error = OutputFormat::from_str("ogg").unwrap_err().to_string();
         assert!(error.contains("mp3, opus, aac, flac, wav, pcm"), "{error}");
-        let error = OutputFormat::Opus
+        let error = OutputFormat::Aac
             .encode(&[0.0], 24000)
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("not available") && error.contains("use mp3"),
+            error.contains("not supported") && error.contains("use mp3"),
             "{error}"
+        );
+        assert!(OutputFormat::Aac.check_available().is_err());
+        assert!(OutputFormat::from_str("wav_float").is_err());
+        assert_eq!(
+            OutputFormat::from_export_name("WAV_float").unwrap(),
+            OutputFormat::WavFloat
         );
     }
 }

@@ -1,6 +1,49 @@
 //! Audio in and out of the worker. A leaf: no model, HTTP or storage code.
 
+pub mod decode;
+pub mod flac;
 pub mod format;
+pub mod join;
+pub mod loudness;
 pub mod mp3;
+pub mod opus;
+pub mod resample;
 pub mod stretch;
+pub mod trim;
 pub mod wav;
+
+pub use decode::{DecodeError, decode};
+
+/// Mono samples in [-1, 1] at their sample rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl Clip {
+    pub fn duration_seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+    }
+
+    /// Samples in `ms` milliseconds at this clip's rate.
+    pub fn samples_for_ms(&self, ms: f64) -> usize {
+        samples_for_ms(ms, self.sample_rate)
+    }
+}
+
+/// Rounded to the nearest sample, so durations add up exactly at the output rate.
+pub fn samples_for_ms(ms: f64, sample_rate: u32) -> usize {
+    (ms * f64::from(sample_rate) / 1000.0).round().max(0.0) as usize
+}
+
+/// Averages interleaved frames of `channels` samples into one.
+fn downmix(interleaved: &[f32], channels: usize) -> Vec<f32> {
+    if channels <= 1 {
+        return interleaved.to_vec();
+    }
+    interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+        .collect()
+}

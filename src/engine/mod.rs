@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::audio::wav::Clip;
+use crate::audio::Clip;
 use crate::model::t3::t3::GenerateOptions;
 pub use crate::model::tts::Variant;
 use checkpoints::CheckpointSource;

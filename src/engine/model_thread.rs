@@ -15,7 +15,7 @@ use super::{
     Command, ConversionRequest, EngineConfig, EngineError, EngineState, Speech, SpeechRequest,
     Voice,
 };
-use crate::audio::wav::Clip;
+use crate::audio::Clip;
 use crate::model::perth::PerthWatermarker;
 use crate::model::s3gen::S3GEN_SR;
 use crate::model::s3gen::flow::FlowPrompt;

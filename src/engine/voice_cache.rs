@@ -5,7 +5,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::audio::wav::Clip;
+use crate::audio::Clip;
 
 /// A clip's identity: its sample rate and samples, plus what else shapes its conditioning.
 pub fn clip_key(clip: &Clip, salt: impl Hash) -> u64 {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::JobError;
-use super::{library, outputs, speech};
+use super::{concat, library, outputs, speech};
 use crate::config::Settings;
 use crate::engine::Engine;
 use crate::job::Job;
@@ -30,15 +30,13 @@ pub async fn handle(
 ) -> Result<Value, JobError> {
     match task(input)? {
         "info" => Ok(info(job, settings, engine, voices.status().await)),
-        "tts" => speech::tts(input, settings, engine, voices).await,
-        "vc" => speech::vc(input, settings, engine, voices).await,
+        "tts" => speech::tts(input, job, settings, engine, voices).await,
+        "vc" => speech::vc(input, job, settings, engine, voices).await,
         "voices" => library::list(settings, voices).await,
         "voice_upload" => library::upload(input, settings, voices).await,
         "voice_delete" => library::delete(input, settings, voices).await,
         "outputs" => outputs::list(input, settings).await,
-        task if TASKS.contains(&task) => Err(JobError::Unavailable(format!(
-            "task {task:?} is not available in this version of the worker"
-        ))),
+        "concat" => concat::concat(input, job, settings).await,
         other => Err(JobError::invalid(
             format!(
                 "unknown task {other:?}; expected one of: {}",

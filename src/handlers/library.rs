@@ -3,10 +3,14 @@
 
 use serde_json::{Map, Value, json};
 
+use std::path::Path;
+
+use super::audio_in::{self, Source};
 use super::error::JobError;
 use super::speech::Fields;
 use crate::audio::wav::{self, SampleFormat};
 use crate::config::Settings;
+use crate::storage::Staged;
 use crate::storage::inputs::{self, InputError};
 use crate::storage::voices::{LibraryError, VoiceEntry, VoiceError, VoiceLibrary};
 
@@ -18,9 +22,15 @@ pub async fn list(settings: &Settings, voices: &VoiceLibrary) -> Result<Value, J
     let folder = settings.volume.audio_prompts();
     let mut listed = Vec::new();
     for (name, entry) in voices.voices().await.iter() {
-        let clip = match inputs::read_file(&folder, &entry.audio_file).await {
-            Ok(bytes) => wav::decode(&bytes).ok(),
-            Err(_) => None,
+        // Remote clips are not downloaded just to be listed.
+        let clip = if audio_in::is_url(&entry.audio_file) {
+            None
+        } else {
+            let source = Source::Named {
+                folder: &folder,
+                name: &entry.audio_file,
+            };
+            audio_in::load(source, "audio_file", settings).await.ok()
         };
         let mut item = serde_json::to_value(entry).map_err(|e| JobError::Internal(e.into()))?;
         item["name"] = json!(name);
@@ -41,17 +51,29 @@ pub async fn upload(
 ) -> Result<Value, JobError> {
     let fields = Fields(input);
     let name = voice_name(&fields)?;
-    let text = fields
-        .string("audio_base64")?
-        .ok_or_else(|| JobError::invalid("audio_base64 is required (WAV)", "audio_base64"))?;
-    let audio = inputs::decode_base64(text)
-        .map_err(|e| JobError::invalid(e.to_string(), "audio_base64"))?;
-    let clip = wav::decode(&audio).map_err(|e| {
-        JobError::invalid(
-            format!("audio_base64: {e} (WAV is supported)"),
-            "audio_base64",
-        )
-    })?;
+    let (source, param) = match (fields.string("audio_base64")?, fields.string("audio_url")?) {
+        (Some(text), None) => (Source::Base64(text), "audio_base64"),
+        (None, Some(url)) if audio_in::is_url(url) => (
+            Source::Named {
+                folder: Path::new(""),
+                name: url,
+            },
+            "audio_url",
+        ),
+        (None, Some(_)) => {
+            return Err(JobError::invalid(
+                "audio_url must be an http(s) URL",
+                "audio_url",
+            ));
+        }
+        _ => {
+            return Err(JobError::invalid(
+                "send the clip as audio_base64 or audio_url (WAV, MP3, FLAC, Ogg, M4A)",
+                "audio_base64",
+            ));
+        }
+    };
+    let clip = audio_in::load(source, param, settings).await?;
     let seconds = clip.duration_seconds();
     if !(CLIP_SECONDS.0..=CLIP_SECONDS.1).contains(&seconds) {
         return Err(JobError::invalid(
@@ -59,7 +81,7 @@ pub async fn upload(
                 "a voice clip must last {} s to {} s (this one: {seconds:.2} s)",
                 CLIP_SECONDS.0, CLIP_SECONDS.1
             ),
-            "audio_base64",
+            param,
         ));
     }
     let mut entry = VoiceEntry {
@@ -80,15 +102,13 @@ pub async fn upload(
     // temporary name and renamed into place only once voices.json accepted the voice, so a
     // refused upload leaves the existing clip alone (and a rename replaces a link rather than
     // following it).
+    // The name's charset keeps the file inside audio_prompts/. The clip goes into place only
+    // once voices.json accepted the voice, so a refused upload leaves the existing clip alone.
     let folder = settings.volume.audio_prompts();
-    let clip_path = folder.join(&entry.audio_file);
-    let staged = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
     let bytes = wav::encode(&clip.samples, clip.sample_rate, SampleFormat::Pcm16);
-    let staging = async {
-        tokio::fs::create_dir_all(&folder).await?;
-        tokio::fs::write(&staged, &bytes).await
-    };
-    staging.await.map_err(|e| JobError::Internal(e.into()))?;
+    let staged = Staged::write(&folder.join(&entry.audio_file), &bytes)
+        .await
+        .map_err(|e| JobError::Internal(e.into()))?;
     let stored = entry.audio_file.clone();
     let edited = voices
         .edit(|map| {
@@ -102,14 +122,14 @@ pub async fn upload(
             Ok(())
         })
         .await;
-    let placed = match edited {
-        Ok(()) => tokio::fs::rename(&staged, &clip_path).await,
-        Err(error) => {
-            let _ = tokio::fs::remove_file(&staged).await;
-            return Err(library_error(error));
-        }
-    };
-    placed.map_err(|e| JobError::Internal(e.into()))?;
+    if let Err(error) = edited {
+        staged.discard().await;
+        return Err(library_error(error));
+    }
+    staged
+        .commit()
+        .await
+        .map_err(|e| JobError::Internal(e.into()))?;
     Ok(json!({
         "status": "success",
         "voice": name,

@@ -1,7 +1,10 @@
 //! The job handlers: routing each input to the OpenAI or the custom handler, and their
 //! validation.
 
+mod audio_in;
+mod concat;
 pub mod custom;
+mod delivery;
 pub mod error;
 mod library;
 pub mod openai;
@@ -46,6 +49,7 @@ fn within_result_limit(output: serde_json::Value) -> Result<serde_json::Value, J
         return Err(JobError::invalid(
             format!(
                 "the result is {:.1} MB, more than the 20 MB RunPod accepts for a job's output; \
+                 configure a bucket (BUCKET_* or the job's s3Config) to receive URLs instead, or \
                  ask for less audio per job (shorter text or source, mp3 output)",
                 size as f64 / 1e6
             ),
@@ -105,7 +109,7 @@ mod tests {
         let large = serde_json::json!({"audio_base64": "A".repeat(MAX_RESULT_BYTES)});
         let error = within_result_limit(large).unwrap_err().to_string();
         assert!(
-            error.contains("20 MB") && error.contains("less audio"),
+            error.contains("20 MB") && error.contains("bucket") && error.contains("less audio"),
             "{error}"
         );
     }

@@ -1,21 +1,22 @@
 //! The custom handler's `tts` and `vc` tasks: the seeds' parameter set validated against the
-//! configured model, the engine called, the audio returned as base64 WAV.
+//! configured model, the engine called, the audio delivered in the shared result shape.
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::audio_in::{self, Source};
+use super::delivery;
 use super::error::JobError;
+use crate::audio::Clip;
 use crate::audio::stretch::{SPEED_RANGE, change_speed};
-use crate::audio::wav::{self, Clip, SampleFormat};
 use crate::config::Settings;
 use crate::engine::{
     ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
 };
-use crate::storage::inputs::{self, InputError};
+use crate::job::Job;
+use crate::storage::outputs;
 use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
-use crate::storage::{fetch, outputs};
 
 /// Longer texts belong in several jobs (or, later, chunking): T3 speaks about 40 s at most.
 pub const MAX_TEXT_CHARS: usize = 3000;
@@ -75,55 +76,34 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Audio named by `{key}` (a file under audio_prompts/) or `{key}_base64` (inline WAV).
+/// Audio named by `{key}` (a file under audio_prompts/ or an http(s) URL) or `{key}_base64`.
 async fn audio_input(
     fields: &Fields<'_>,
     key: &'static str,
     base64_key: &'static str,
     settings: &Settings,
 ) -> Result<Option<Arc<Clip>>, JobError> {
-    let bytes = match (fields.string(key)?, fields.string(base64_key)?) {
+    let folder = settings.volume.audio_prompts();
+    let (source, param) = match (fields.string(key)?, fields.string(base64_key)?) {
         (Some(_), Some(_)) => {
             return Err(JobError::invalid(
                 format!("send either {key} or {base64_key}, not both"),
                 key,
             ));
         }
-        (Some(name), None) => prompt_file(name, key, settings).await?,
-        (None, Some(text)) => {
-            inputs::decode_base64(text).map_err(|e| JobError::invalid(e.to_string(), base64_key))?
-        }
+        (Some(name), None) => (
+            Source::Named {
+                folder: &folder,
+                name,
+            },
+            key,
+        ),
+        (None, Some(text)) => (Source::Base64(text), base64_key),
         (None, None) => return Ok(None),
     };
-    decode(&bytes, key).map(Some)
-}
-
-/// A file under audio_prompts/, or an http(s) URL fetched under the configured policy.
-async fn prompt_file(
-    name: &str,
-    key: &'static str,
-    settings: &Settings,
-) -> Result<Vec<u8>, JobError> {
-    if name.starts_with("http://") || name.starts_with("https://") {
-        return fetch::fetch(name, &settings.fetch)
-            .await
-            .map_err(|e| JobError::invalid(format!("{key}: {e}"), key));
-    }
-    inputs::read_file(&settings.volume.audio_prompts(), name)
-        .await
-        .map_err(|e| match e {
-            InputError::NotFound(_) => JobError::not_found(e.to_string(), key),
-            other => JobError::invalid(other.to_string(), key),
-        })
-}
-
-fn decode(bytes: &[u8], key: &'static str) -> Result<Arc<Clip>, JobError> {
-    let clip = wav::decode(bytes)
-        .map_err(|e| JobError::invalid(format!("{key}: {e} (WAV is supported)"), key))?;
-    if clip.samples.is_empty() {
-        return Err(JobError::invalid(format!("{key}: the audio is empty"), key));
-    }
-    Ok(Arc::new(clip))
+    Ok(Some(Arc::new(
+        audio_in::load(source, param, settings).await?,
+    )))
 }
 
 /// The reference voice: `voice` (a name in voices.json, whose clip and defaults it brings) or
@@ -160,8 +140,13 @@ pub(super) async fn named_voice(
         VoiceError::Unknown { .. } => JobError::not_found(e.to_string(), "voice"),
         VoiceError::Disabled(_) => JobError::invalid(e.to_string(), "voice"),
     })?;
-    match prompt_file(&entry.audio_file, "voice", settings).await {
-        Ok(bytes) => Ok((Voice::Clip(decode(&bytes, "voice")?), entry)),
+    let folder = settings.volume.audio_prompts();
+    let source = Source::Named {
+        folder: &folder,
+        name: &entry.audio_file,
+    };
+    match audio_in::load(source, "voice", settings).await {
+        Ok(clip) => Ok((Voice::Clip(Arc::new(clip)), entry)),
         Err(JobError::NotFound { .. }) if !voices.status().await.from_file() => {
             Ok((Voice::Builtin, entry))
         }
@@ -173,8 +158,6 @@ pub(super) fn seed(fields: &Fields<'_>) -> Result<u64, JobError> {
     Ok(fields.integer("seed", u64::MAX)?.unwrap_or_else(rand_seed))
 }
 
-/// A fresh seed per job when none is given; it is returned so the audio can be reproduced.
-/// 53 bits, so JSON clients that read numbers as doubles keep it exact.
 /// A pitch-preserving speed factor from `key`, 1.0 when absent.
 pub(super) fn speed(fields: &Map<String, Value>, key: &'static str) -> Result<f64, JobError> {
     Ok(Fields(fields).number(key, SPEED_RANGE)?.unwrap_or(1.0))
@@ -187,6 +170,8 @@ pub(super) fn token_limit(model_limit: usize, settings: &Settings) -> usize {
         .map_or(model_limit, |cap| cap.min(model_limit))
 }
 
+/// A fresh seed per job when none is given; it is returned so the audio can be reproduced.
+/// 53 bits, so JSON clients that read numbers as doubles keep it exact.
 pub(super) fn rand_seed() -> u64 {
     uuid::Uuid::new_v4().as_u64_pair().0 >> 11
 }
@@ -199,88 +184,52 @@ pub(super) fn engine_error(error: EngineError) -> JobError {
     }
 }
 
-/// `save_to_volume` (default: whether a `project` is given) and the project, checked before
-/// any work is done.
-fn save_request<'a>(fields: &Fields<'a>) -> Result<(bool, Option<&'a str>), JobError> {
-    let project = fields.string("project")?;
-    if project.is_some_and(|p| !crate::storage::is_plain_name(p)) {
-        return Err(JobError::invalid(
-            "project must be 1 to 64 letters, digits, '-' or '_'",
-            "project",
-        ));
-    }
-    Ok((
-        fields
-            .boolean("save_to_volume")?
-            .unwrap_or(project.is_some()),
-        project,
-    ))
-}
-
-/// The job's answer; with `save_to_volume` or a `project`, the WAV and a JSON companion are
-/// also written under the volume's output/ folder and `saved_path` names them.
+/// The job's answer in the shared result shape (handlers::delivery); saved under the
+/// volume's output/ folder with `save_to_volume` or a `project`.
 async fn output(
     speech: Speech,
     seed: u64,
     engine: &Engine,
     kind: &str,
     fields: &Fields<'_>,
+    destination: &delivery::Destination,
     settings: &Settings,
 ) -> Result<Value, JobError> {
-    let project = fields.string("project")?;
-    if project.is_some_and(|p| !crate::storage::is_plain_name(p)) {
-        return Err(JobError::invalid(
-            "project must be 1 to 64 letters, digits, '-' or '_'",
-            "project",
-        ));
-    }
-    let save = fields
-        .boolean("save_to_volume")?
-        .unwrap_or(project.is_some());
-    let bytes = wav::encode(
-        &speech.clip.samples,
-        speech.clip.sample_rate,
-        SampleFormat::Pcm16,
-    );
-    let mut result = json!({
-        "status": "success",
-        "format": "wav",
-        "sample_rate": speech.clip.sample_rate,
-        "duration_sec": (speech.clip.duration_seconds() * 1000.0).round() / 1000.0,
-        "seed": seed,
-        "model": engine.model(),
-        "watermarked": speech.watermarked,
-    });
-    if save {
+    let formats = delivery::export_formats(fields)?;
+    let (save, project) = delivery::save_requested(fields)?;
+    let stem = outputs::stamped_stem(kind, &format!("seed{seed}"));
+    let mut result = Map::new();
+    result.insert("status".into(), json!("success"));
+    result.insert("sample_rate".into(), json!(speech.clip.sample_rate));
+    result.insert("seed".into(), json!(seed));
+    result.insert("model".into(), json!(engine.model()));
+    result.insert("watermarked".into(), json!(speech.watermarked));
+    let save = save.then(|| {
         let mut metadata = result.clone();
-        metadata["task"] = json!(kind);
-        metadata["parameters"] = Value::Object(
-            fields
-                .0
-                .iter()
-                .filter(|(key, _)| !key.ends_with("_base64"))
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
-        );
-        let path = outputs::save(
-            &settings.volume.output(),
+        metadata.insert("task".into(), json!(kind));
+        metadata.insert("duration_sec".into(), json!(speech.clip.duration_seconds()));
+        metadata.insert("parameters".into(), delivery::parameters(fields));
+        delivery::Save {
             project,
-            kind,
-            seed,
-            "wav",
-            &bytes,
-            &metadata,
-        )
-        .await
-        .map_err(|e| JobError::Internal(e.into()))?;
-        result["saved_path"] = json!(path);
-    }
-    result["audio_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
-    Ok(result)
+            metadata: Value::Object(metadata),
+        }
+    });
+    delivery::deliver(
+        speech.clip,
+        &formats,
+        &stem,
+        save,
+        destination,
+        settings,
+        &mut result,
+    )
+    .await?;
+    Ok(Value::Object(result))
 }
 
 pub async fn tts(
     input: &Map<String, Value>,
+    job: &Job,
     settings: &Settings,
     engine: &Engine,
     voices: &VoiceLibrary,
@@ -337,7 +286,9 @@ pub async fn tts(
         ));
     }
     let seed = seed(&fields)?;
-    save_request(&fields)?;
+    delivery::export_formats(&fields)?;
+    delivery::save_requested(&fields)?;
+    let destination = delivery::Destination::for_job(job, settings)?;
     let speed_factor = speed(input, "speed_factor")?;
     let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
     let request = SpeechRequest {
@@ -356,11 +307,12 @@ pub async fn tts(
     let clip = &mut speech.clip;
     clip.samples = change_speed(&clip.samples, clip.sample_rate, speed_factor)
         .map_err(|e| JobError::Internal(e.into()))?;
-    output(speech, seed, engine, "tts", &fields, settings).await
+    output(speech, seed, engine, "tts", &fields, &destination, settings).await
 }
 
 pub async fn vc(
     input: &Map<String, Value>,
+    job: &Job,
     settings: &Settings,
     engine: &Engine,
     voices: &VoiceLibrary,
@@ -377,7 +329,9 @@ pub async fn vc(
         })?;
     let (target, _) = reference_voice(&fields, settings, voices).await?;
     let seed = seed(&fields)?;
-    save_request(&fields)?;
+    delivery::export_formats(&fields)?;
+    delivery::save_requested(&fields)?;
+    let destination = delivery::Destination::for_job(job, settings)?;
     let request = ConversionRequest {
         source,
         target,
@@ -385,5 +339,5 @@ pub async fn vc(
         watermark: fields.boolean("watermark")?,
     };
     let speech = engine.convert(request).await.map_err(engine_error)?;
-    output(speech, seed, engine, "vc", &fields, settings).await
+    output(speech, seed, engine, "vc", &fields, &destination, settings).await
 }

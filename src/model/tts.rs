@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::dsp::loudness;
 use super::dsp::resample::Resampler;
 #[cfg(test)]
 use super::s3gen::S3GEN_SIL;
@@ -28,6 +27,7 @@ use super::voice_encoder::voice_encoder::TRAINING_ONLY_KEYS;
 use super::voice_encoder::{VoiceEncConfig, VoiceEncoder};
 use super::weights::{Weights, WeightsError};
 use super::{mtl_tts, tts_turbo};
+use crate::audio::loudness;
 
 pub const REPO_ID: &str = "ResembleAI/chatterbox";
 /// T3's reference: the first 6 s at 16 kHz (`ENC_COND_LEN`).

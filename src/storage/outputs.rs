@@ -97,37 +97,55 @@ async fn subfolders(output: &Path) -> std::io::Result<Vec<String>> {
     Ok(found)
 }
 
-/// Saves `bytes` as `output/[project/]{kind}_{UTC time}_seed{seed}.{extension}` with a JSON
-/// companion of the same stem holding `metadata`; both written atomically. Returns the path
-/// under output/.
+/// `{kind}_{UTC YYYYmmdd_HHMMSS_mmm}_{detail}`: the seeds' enhanced file names, sortable by time.
+pub fn stamped_stem(kind: &str, detail: &str) -> String {
+    format!(
+        "{kind}_{}_{detail}",
+        utc_stamp(std::time::SystemTime::now())
+    )
+}
+
+/// Saves each `(extension, bytes)` as `output/[project/]{stem}.{extension}` with a JSON
+/// companion `{stem}.json` holding `metadata`, all written atomically. Returns the paths
+/// under output/ of the audio files.
 pub async fn save(
     output: &Path,
     project: Option<&str>,
-    kind: &str,
-    seed: u64,
-    extension: &str,
-    bytes: &[u8],
+    stem: &str,
+    files: &[(&str, &[u8])],
     metadata: &serde_json::Value,
-) -> std::io::Result<String> {
+) -> std::io::Result<Vec<String>> {
     let folder = project.map_or(output.to_path_buf(), |p| output.join(p));
-    let stem = format!(
-        "{kind}_{}_seed{seed}",
-        utc_stamp(std::time::SystemTime::now())
-    );
     let relative = |name: &str| project.map_or(name.to_string(), |p| format!("{p}/{name}"));
-    let audio = format!("{stem}.{extension}");
-    super::write_atomically(&folder.join(&audio), bytes).await?;
+    let mut saved = Vec::with_capacity(files.len());
+    for (extension, bytes) in files {
+        let audio = format!("{stem}.{extension}");
+        super::write_atomically(&folder.join(&audio), bytes).await?;
+        saved.push(relative(&audio));
+    }
     let json = serde_json::to_vec_pretty(metadata).map_err(std::io::Error::other)?;
     super::write_atomically(&folder.join(format!("{stem}.json")), &json).await?;
-    Ok(relative(&audio))
+    Ok(saved)
 }
 
-/// `YYYYmmdd_HHMMSS_mmm` in UTC (days to a civil date by Howard Hinnant's algorithm).
+/// `YYYYmmdd_HHMMSS_mmm` in UTC.
 fn utc_stamp(time: std::time::SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
-    let (days, rest) = ((seconds / 86_400) as i64, seconds % 86_400);
-    let z = days + 719_468;
+    let rest = seconds % 86_400;
+    let (year, month, day) = civil_date(seconds / 86_400);
+    format!(
+        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}_{:03}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), by Howard Hinnant's algorithm.
+pub(super) fn civil_date(days: u64) -> (i64, i64, i64) {
+    let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -136,13 +154,7 @@ fn utc_stamp(time: std::time::SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}_{:03}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    (year, month, day)
 }
 
 #[cfg(test)]

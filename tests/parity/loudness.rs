@@ -1,6 +1,6 @@
 //! pyloudnorm's integrated loudness and Turbo's −27 LUFS reference normalisation.
 
-use chatterbox_worker::model::dsp::loudness;
+use chatterbox_worker::audio::loudness;
 
 use crate::fixture::Fixture;
 

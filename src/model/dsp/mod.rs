@@ -2,7 +2,6 @@
 
 pub mod istft;
 pub mod kaldi;
-pub mod loudness;
 pub mod mel;
 pub mod resample;
 pub mod resample_poly;

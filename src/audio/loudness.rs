@@ -1,6 +1,7 @@
-//! pyloudnorm 0.2's `Meter(rate).integrated_loudness` (ITU-R BS.1770-4 with RBJ-cookbook
-//! K-weighting, 400 ms blocks at 75 % overlap, −70 LUFS absolute and −10 LU relative gates),
-//! which Turbo uses to bring every reference clip to −27 LUFS.
+//! ITU-R BS.1770-4 integrated loudness as pyloudnorm 0.2 measures it (RBJ-cookbook K-weighting,
+//! 400 ms blocks at 75 % overlap, −70 LUFS absolute and −10 LU relative gates; parity in
+//! tests/parity/loudness.rs), and normalisation to a target: Turbo brings every reference clip
+//! to −27 LUFS, concatenation evens segments out.
 
 const BLOCK_SECONDS: f64 = 0.4;
 const BLOCK_STEP: f64 = 0.25;
