@@ -1,61 +1,18 @@
 //! The voice-library tasks (`voices`, `voice_upload`, `voice_delete`) through the local API on
 //! 127.0.0.1, against a volume folder the test owns.
 
+mod common;
+
 use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use chatterbox_worker::audio::wav::{SampleFormat, encode};
-use chatterbox_worker::config::Settings;
-use chatterbox_worker::engine::Engine;
-use chatterbox_worker::handlers::Handlers;
-use chatterbox_worker::serve;
+use common::LocalApi;
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    _shutdown: tokio_util::sync::DropGuard,
-}
-
-impl Api {
-    async fn start(volume: &std::path::Path) -> Self {
-        let settings = Settings::from_lookup(|name| {
-            (name == "CHATTERBOX_VOLUME").then(|| volume.display().to_string())
-        })
-        .unwrap();
-        let engine = Engine::new(settings.engine.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let app = serve::app(Arc::new(Handlers::new(Arc::new(settings), engine)), 8);
-        tokio::spawn(serve::serve(listener, app, shutdown.clone()));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            _shutdown: shutdown.drop_guard(),
-        }
-    }
-
-    /// The job's `output`, or its `error` as Err.
-    async fn job(&self, input: Value) -> Result<Value, String> {
-        let answer: Value = self
-            .http
-            .post(format!("{}/runsync", self.base))
-            .json(&json!({"input": input}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match answer["status"].as_str() {
-            Some("COMPLETED") => Ok(answer["output"].clone()),
-            _ => Err(answer["error"].to_string()),
-        }
-    }
+async fn api_on(volume: &std::path::Path) -> LocalApi {
+    LocalApi::real(&[("CHATTERBOX_VOLUME", volume.display().to_string())]).await
 }
 
 fn clip_base64(seconds: f64) -> String {
@@ -68,7 +25,7 @@ fn clip_base64(seconds: f64) -> String {
 #[tokio::test]
 async fn upload_list_and_delete_voices() {
     let volume = tempfile::tempdir().unwrap();
-    let api = Api::start(volume.path()).await;
+    let api = api_on(volume.path()).await;
 
     let listed = api.job(json!({"task": "voices"})).await.unwrap();
     assert_eq!(listed["library"]["source"], "built-in");
@@ -143,7 +100,7 @@ async fn upload_list_and_delete_voices() {
 #[tokio::test]
 async fn bad_uploads_are_refused_with_nothing_written() {
     let volume = tempfile::tempdir().unwrap();
-    let api = Api::start(volume.path()).await;
+    let api = api_on(volume.path()).await;
     for (input, expected) in [
         (
             json!({"task": "voice_upload", "name": "../evil", "audio_base64": clip_base64(6.0)}),
@@ -181,7 +138,7 @@ async fn bad_uploads_are_refused_with_nothing_written() {
 #[tokio::test]
 async fn concurrent_uploads_all_land_in_one_valid_voices_json() {
     let volume = tempfile::tempdir().unwrap();
-    let api = Arc::new(Api::start(volume.path()).await);
+    let api = Arc::new(api_on(volume.path()).await);
     let clip = clip_base64(5.5);
     let uploads = (0..8).map(|i| {
         let (api, clip) = (api.clone(), clip.clone());
@@ -215,7 +172,7 @@ async fn outputs_are_listed_filtered_and_paged_without_leaving_the_folder() {
     std::fs::write(output.join("book/chapter2.mp3"), b"ID3......").unwrap();
     std::os::unix::fs::symlink(outside.path(), output.join("elsewhere")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret.wav"), output.join("link.wav")).unwrap();
-    let api = Api::start(volume.path()).await;
+    let api = api_on(volume.path()).await;
 
     let all = api.job(json!({"task": "outputs"})).await.unwrap();
     let paths: Vec<&str> = all["files"]
@@ -265,7 +222,7 @@ async fn outputs_are_listed_filtered_and_paged_without_leaving_the_folder() {
 #[tokio::test]
 async fn an_audio_prompt_url_to_a_private_address_is_refused_by_default() {
     let volume = tempfile::tempdir().unwrap();
-    let api = Api::start(volume.path()).await;
+    let api = api_on(volume.path()).await;
     let error = api
         .job(json!({"task": "tts", "text": "Hi.", "audio_prompt": "http://127.0.0.1:9/clip.wav"}))
         .await

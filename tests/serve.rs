@@ -3,93 +3,26 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use chatterbox_worker::config::Settings;
 use chatterbox_worker::engine::Engine;
 use chatterbox_worker::handlers::Handlers;
-use chatterbox_worker::job::JobHandler;
-use chatterbox_worker::serve;
-use common::Scripted;
+use common::{LocalApi, Scripted};
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    _shutdown: tokio_util::sync::DropGuard,
-}
+type Api = LocalApi;
 
-impl Api {
-    async fn start<H: JobHandler>(handler: H, concurrency: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let app = serve::app(Arc::new(handler), concurrency);
-        tokio::spawn(serve::serve(listener, app, shutdown.clone()));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            _shutdown: shutdown.drop_guard(),
-        }
-    }
-
-    async fn real() -> Self {
-        let dir = std::env::temp_dir().join("chatterbox-serve-test");
-        let settings = Settings::from_lookup(|name| {
-            (name == "CHATTERBOX_VOLUME").then(|| dir.display().to_string())
-        })
-        .unwrap();
-        let engine = Engine::new(settings.engine.clone());
-        Self::start(Handlers::new(Arc::new(settings), engine), 1).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    /// Polls `/status` until the job is final (20 s at most, so a hang fails).
-    async fn until_final(&self, id: &str) -> Value {
-        for _ in 0..1000 {
-            let (_, status) = self.get(&format!("/status/{id}")).await;
-            if ["COMPLETED", "FAILED", "CANCELLED"].contains(&status["status"].as_str().unwrap()) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("job {id} never finished");
-    }
+/// The real handlers on a volume of their own.
+async fn real() -> Api {
+    let dir = std::env::temp_dir().join("chatterbox-serve-test");
+    LocalApi::real(&[("CHATTERBOX_VOLUME", dir.display().to_string())]).await
 }
 
 #[tokio::test]
 async fn run_then_status_until_completed() {
-    let api = Api::real().await;
+    let api = real().await;
     let (status, queued) = api.post("/run", json!({"input": {"task": "info"}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(queued["status"], "IN_QUEUE");
@@ -107,7 +40,7 @@ async fn run_then_status_until_completed() {
 
 #[tokio::test]
 async fn runsync_answers_with_the_result_in_either_envelope() {
-    let api = Api::real().await;
+    let api = real().await;
     let (status, done) = api
         .post("/runsync", json!({"input": {"openai_route": "/v1/models"}}))
         .await;
@@ -132,7 +65,7 @@ async fn runsync_answers_with_the_result_in_either_envelope() {
 
 #[tokio::test]
 async fn unknown_ids_and_bad_bodies_are_refused_in_json() {
-    let api = Api::real().await;
+    let api = real().await;
     let (status, body) = api.get("/status/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("nope"));
@@ -161,7 +94,7 @@ async fn unknown_ids_and_bad_bodies_are_refused_in_json() {
 
 #[tokio::test]
 async fn ping_and_health_report_the_worker() {
-    let api = Api::real().await;
+    let api = real().await;
     let (status, ping) = api.get("/ping").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ping["status"], "healthy");

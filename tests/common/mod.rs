@@ -1,5 +1,6 @@
 //! Test servers and handlers shared by the integration tests: a fake RunPod platform (a real
-//! HTTP server on 127.0.0.1) and a scripted job handler.
+//! HTTP server on 127.0.0.1), a scripted job handler, and the worker's own local API on
+//! 127.0.0.1 with a client for it.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -269,5 +270,97 @@ impl JobHandler for Scripted {
             return Outcome::Error(error.clone());
         }
         Outcome::Output(input.get("output").cloned().unwrap_or(input))
+    }
+}
+
+/// `chatterbox-worker serve`'s app on 127.0.0.1, stopped when dropped.
+pub struct LocalApi {
+    pub base: String,
+    pub http: reqwest::Client,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl LocalApi {
+    pub async fn start<H: JobHandler>(handler: H, concurrency: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = chatterbox_worker::serve::app(Arc::new(handler), concurrency);
+        tokio::spawn(chatterbox_worker::serve::serve(
+            listener,
+            app,
+            shutdown.clone(),
+        ));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            _shutdown: shutdown.drop_guard(),
+        }
+    }
+
+    /// The real handlers with the settings `vars` give (nothing else from the environment).
+    pub async fn real(vars: &[(&str, String)]) -> Self {
+        let settings = chatterbox_worker::config::Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap();
+        let engine = chatterbox_worker::engine::Engine::new(settings.engine.clone());
+        let handlers = chatterbox_worker::handlers::Handlers::new(Arc::new(settings), engine);
+        Self::start(handlers, 1).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Runs `body` (a whole job: `input`, maybe `s3Config`) through /runsync: its `output`,
+    /// or its `error` as Err.
+    pub async fn job_body(&self, body: Value) -> Result<Value, String> {
+        let (_, answer) = self.post("/runsync", body).await;
+        match answer["status"].as_str() {
+            Some("COMPLETED") => Ok(answer["output"].clone()),
+            _ => Err(answer["error"].to_string()),
+        }
+    }
+
+    pub async fn job(&self, input: Value) -> Result<Value, String> {
+        self.job_body(json!({"input": input})).await
+    }
+
+    /// Polls `/status` until the job is final (20 s at most, so a hang fails).
+    pub async fn until_final(&self, id: &str) -> Value {
+        for _ in 0..1000 {
+            let (_, status) = self.get(&format!("/status/{id}")).await;
+            if ["COMPLETED", "FAILED", "CANCELLED"].contains(&status["status"].as_str().unwrap()) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("job {id} never finished");
     }
 }
