@@ -5,6 +5,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use common::{FakeRunPod, Take};
@@ -252,7 +253,6 @@ fn run_job_on(job: &str, folder: &str, model: &str) -> Value {
 }
 
 fn decoded_wav(output: &Value) -> chatterbox_worker::audio::Clip {
-    use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(output["audio_base64"].as_str().unwrap())
         .unwrap();
@@ -373,7 +373,6 @@ fn voices_json_names_a_reference_clip_and_is_reread_without_a_restart() {
 
 #[test]
 fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
-    use base64::Engine as _;
     for job in ["openai_bare.json", "openai_proxy_speech.json"] {
         let output = run_job_on_tiny_checkpoints(job);
         assert_eq!(output["content_type"], "audio/mpeg", "{job}");
@@ -440,4 +439,33 @@ fn a_project_saves_the_audio_and_its_metadata_under_output() {
     );
     assert!(!bad.status.success());
     assert!(stdout_json(&bad)["error"].to_string().contains("project"));
+}
+
+#[test]
+fn the_concat_test_inputs_join_the_committed_volume_without_writing_to_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let volume = root.join("test_inputs/volume");
+    let before: Vec<_> = std::fs::read_dir(volume.join("output")).unwrap().collect();
+    for (job, seconds) in [("concat.json", 7.607), ("concat_segments.json", 9.378)] {
+        let output = Command::new(BIN)
+            .args(["--test-input", root.join("test_inputs").join(job).to_str().unwrap()])
+            .env_remove("RUNPOD_WEBHOOK_GET_JOB")
+            .env("CHATTERBOX_VOLUME", &volume)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{job}: {}", String::from_utf8_lossy(&output.stderr));
+        let body = stdout_json(&output);
+        let result = &body["output"];
+        // The durations test_inputs/README.md states (trim, pauses and fades are seeded).
+        assert_eq!(result["duration_sec"].as_f64(), Some(seconds), "{job}");
+        for entry in result["outputs"].as_array().unwrap() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(entry["audio_base64"].as_str().unwrap())
+                .unwrap();
+            let clip = chatterbox_worker::audio::decode(&bytes).unwrap();
+            assert!((clip.duration_seconds() - seconds).abs() < 0.1, "{job} {entry}");
+        }
+    }
+    let after: Vec<_> = std::fs::read_dir(volume.join("output")).unwrap().collect();
+    assert_eq!(before.len(), after.len(), "a test input wrote to the committed volume");
 }

@@ -54,7 +54,8 @@ pub fn trim(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> (Vec<f32>, 
             end = sound_end + guard;
         }
     }
-    let ms = |n: usize| n as f64 * 1000.0 / f64::from(sample_rate.max(1));
+    // Reported to a tenth of a millisecond.
+    let ms = |n: usize| (n as f64 * 10_000.0 / f64::from(sample_rate.max(1))).round() / 10.0;
     let info = TrimInfo {
         trimmed: start > 0 || end < samples.len(),
         original_duration_ms: ms(samples.len()),
