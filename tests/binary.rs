@@ -448,12 +448,19 @@ fn the_concat_test_inputs_join_the_committed_volume_without_writing_to_it() {
     let before: Vec<_> = std::fs::read_dir(volume.join("output")).unwrap().collect();
     for (job, seconds) in [("concat.json", 7.607), ("concat_segments.json", 9.378)] {
         let output = Command::new(BIN)
-            .args(["--test-input", root.join("test_inputs").join(job).to_str().unwrap()])
+            .args([
+                "--test-input",
+                root.join("test_inputs").join(job).to_str().unwrap(),
+            ])
             .env_remove("RUNPOD_WEBHOOK_GET_JOB")
             .env("CHATTERBOX_VOLUME", &volume)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{job}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{job}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let body = stdout_json(&output);
         let result = &body["output"];
         // The durations test_inputs/README.md states (trim, pauses and fades are seeded).
@@ -463,9 +470,16 @@ fn the_concat_test_inputs_join_the_committed_volume_without_writing_to_it() {
                 .decode(entry["audio_base64"].as_str().unwrap())
                 .unwrap();
             let clip = chatterbox_worker::audio::decode(&bytes).unwrap();
-            assert!((clip.duration_seconds() - seconds).abs() < 0.1, "{job} {entry}");
+            assert!(
+                (clip.duration_seconds() - seconds).abs() < 0.1,
+                "{job} {entry}"
+            );
         }
     }
     let after: Vec<_> = std::fs::read_dir(volume.join("output")).unwrap().collect();
-    assert_eq!(before.len(), after.len(), "a test input wrote to the committed volume");
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "a test input wrote to the committed volume"
+    );
 }

@@ -465,10 +465,9 @@ fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled, JobError>
 
     let trimmed: Vec<&TrimInfo> = trims.iter().flatten().collect();
     let files_trimmed = trimmed.iter().filter(|t| t.trimmed).count();
-    let removed_ms: f64 = trimmed
-        .iter()
-        .map(|t| t.leading_silence_removed_ms + t.trailing_silence_removed_ms)
-        .sum();
+    let removed_ms = trimmed.iter().fold(0.0, |sum, t| {
+        sum + t.leading_silence_removed_ms + t.trailing_silence_removed_ms
+    });
     let mut name_detail = format!("{audio_index}files");
     if silences > 0 {
         name_detail += &format!("_sil{silences}");
