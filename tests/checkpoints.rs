@@ -74,6 +74,7 @@ fn source(
 ) -> CheckpointSource {
     CheckpointSource {
         local_dir: local.map(Path::to_path_buf),
+        hub_caches: Vec::new(),
         cache_dir: cache.to_path_buf(),
         hf_endpoint: endpoint.to_string(),
         hf_token: token.map(str::to_string),
@@ -134,6 +135,47 @@ async fn a_local_directory_wins_flat_or_per_repository() {
     std::fs::remove_dir_all(&per_repo).unwrap();
     assert_eq!(source.resolve(FILES).await.unwrap(), local.path());
     assert!(hub.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_hugging_face_hub_cache_is_used_as_it_lies() {
+    let (endpoint, hub) = start_hub(&[], None).await;
+    let cache = tempfile::tempdir().unwrap();
+    let hub_cache = tempfile::tempdir().unwrap();
+    // The hub layout RunPod's model caching writes: refs/main names the snapshot, whose files
+    // are links into blobs/.
+    let repo = hub_cache
+        .path()
+        .join(format!("models--{}", REPO.replace('/', "--")));
+    let snapshot = repo.join("snapshots/abc123");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+    for (index, file) in FILES.required.iter().enumerate() {
+        let blob = repo.join(format!("blobs/{index}"));
+        std::fs::write(&blob, b"x").unwrap();
+        std::os::unix::fs::symlink(&blob, snapshot.join(file)).unwrap();
+    }
+    let mut source = source(&endpoint, cache.path(), None, None);
+    source.hub_caches = vec![cache.path().join("absent"), hub_cache.path().to_path_buf()];
+    assert_eq!(source.resolve(FILES).await.unwrap(), snapshot);
+    assert!(
+        hub.requests.lock().unwrap().is_empty(),
+        "nothing downloaded"
+    );
+    // The variables name the caches; RunPod's path is always looked at first.
+    let from_env = CheckpointSource::from_lookup(
+        |name| (name == "HF_HOME").then(|| "/models/hf".to_string()),
+        cache.path().to_path_buf(),
+    );
+    assert_eq!(
+        from_env.hub_caches,
+        [
+            Path::new(chatterbox_worker::engine::checkpoints::RUNPOD_HUB_CACHE),
+            Path::new("/models/hf/hub")
+        ]
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
-//! Finding a model's checkpoint files: a local directory (`CHATTERBOX_CHECKPOINT_DIR`), then the
-//! network volume's cache, then a download from the Hugging Face hub into that cache, so a
-//! fleet of workers sharing a volume downloads each file once.
+//! Finding a model's checkpoint files: a local directory (`CHATTERBOX_CHECKPOINT_DIR`), then a
+//! Hugging Face hub cache (RunPod's cached models at `/runpod-volume/huggingface-cache/hub`,
+//! `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `HF_HOME/hub`), then the network volume's own
+//! cache, then a download from the hub into that cache, so a fleet of workers sharing a volume
+//! downloads each file once.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,8 @@ use tokio::io::AsyncWriteExt;
 pub const CHECKPOINT_DIR_VAR: &str = "CHATTERBOX_CHECKPOINT_DIR";
 pub const HF_ENDPOINT_VAR: &str = "HF_ENDPOINT";
 pub const HF_TOKEN_VAR: &str = "HF_TOKEN";
+/// Where RunPod's model caching puts an endpoint's Hugging Face model.
+pub const RUNPOD_HUB_CACHE: &str = "/runpod-volume/huggingface-cache/hub";
 const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
 const REVISION: &str = "main";
 
@@ -36,6 +40,9 @@ pub struct RepoFiles<'a> {
 #[derive(Debug, Clone)]
 pub struct CheckpointSource {
     pub local_dir: Option<PathBuf>,
+    /// Hugging Face hub caches (`models--{org}--{name}/snapshots/{revision}/`), searched in
+    /// order; read only.
+    pub hub_caches: Vec<PathBuf>,
     pub cache_dir: PathBuf,
     pub hf_endpoint: String,
     pub hf_token: Option<String>,
@@ -44,8 +51,16 @@ pub struct CheckpointSource {
 impl CheckpointSource {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>, cache_dir: PathBuf) -> Self {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let mut hub_caches: Vec<PathBuf> = [RUNPOD_HUB_CACHE.into()]
+            .into_iter()
+            .chain(set("HF_HUB_CACHE").map(PathBuf::from))
+            .chain(set("HUGGINGFACE_HUB_CACHE").map(PathBuf::from))
+            .chain(set("HF_HOME").map(|home| PathBuf::from(home).join("hub")))
+            .collect();
+        hub_caches.dedup();
         Self {
             local_dir: set(CHECKPOINT_DIR_VAR).map(PathBuf::from),
+            hub_caches,
             cache_dir,
             hf_endpoint: set(HF_ENDPOINT_VAR)
                 .unwrap_or_else(|| DEFAULT_HF_ENDPOINT.into())
@@ -71,6 +86,13 @@ impl CheckpointSource {
                 dir.display(),
                 files.repo_id
             );
+        }
+        if let Some(snapshot) = self
+            .hub_caches
+            .iter()
+            .find_map(|hub| hub_snapshot(hub, files.repo_id, files.required))
+        {
+            return Ok(snapshot);
         }
         let cached = self.cache_dir.join(files.repo_id);
         if has_all(&cached, files.required) {
@@ -168,6 +190,23 @@ impl CheckpointSource {
 /// sub-directory per repository.
 fn repo_name(repo_id: &str) -> &str {
     repo_id.rsplit('/').next().unwrap_or(repo_id)
+}
+
+/// The snapshot of `repo_id` in a hub cache that holds every required file: the one
+/// `refs/main` names, else any complete one (a cache filled for a pinned revision).
+fn hub_snapshot(hub: &Path, repo_id: &str, required: &[&str]) -> Option<PathBuf> {
+    let repo = hub.join(format!("models--{}", repo_id.replace('/', "--")));
+    let snapshots = repo.join("snapshots");
+    let main = std::fs::read_to_string(repo.join("refs").join(REVISION))
+        .ok()
+        .map(|hash| snapshots.join(hash.trim()));
+    let others = std::fs::read_dir(&snapshots)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()));
+    main.into_iter()
+        .chain(others)
+        .find(|dir| has_all(dir, required))
 }
 
 fn has_all(dir: &Path, files: &[&str]) -> bool {
