@@ -98,6 +98,52 @@ async fn upload_list_and_delete_voices() {
 }
 
 #[tokio::test]
+async fn uploads_take_any_common_format_inline_or_by_url() {
+    use chatterbox_worker::audio::format::OutputFormat;
+    let volume = tempfile::tempdir().unwrap();
+    let tone: Vec<f32> = (0..6 * 24_000).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
+    let flac = OutputFormat::Flac.encode(&tone, 24_000).unwrap();
+    let app = axum::Router::new().route(
+        "/voice.flac",
+        axum::routing::get(move || {
+            let flac = flac.clone();
+            async move { flac }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/voice.flac", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let api = LocalApi::real(&[
+        ("CHATTERBOX_VOLUME", volume.path().display().to_string()),
+        ("CHATTERBOX_ALLOW_PRIVATE_URLS", "true".into()),
+    ])
+    .await;
+    let by_url = api
+        .job(json!({"task": "voice_upload", "name": "fetched", "audio_url": url}))
+        .await
+        .unwrap();
+    assert_eq!((by_url["duration_sec"].as_f64(), by_url["sample_rate"].as_u64()), (Some(6.0), Some(24_000)));
+    let mp3 = OutputFormat::Mp3.encode(&tone, 24_000).unwrap();
+    let inline = api
+        .job(json!({
+            "task": "voice_upload",
+            "name": "inline_mp3",
+            "audio_base64": base64::engine::general_purpose::STANDARD.encode(mp3),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(inline["audio_file"], "inline_mp3.wav");
+    // Stored as WAV, whatever came in, so every reader of audio_prompts/ can use it.
+    let stored = std::fs::read(volume.path().join("audio_prompts/fetched.wav")).unwrap();
+    assert_eq!(&stored[..4], b"RIFF");
+    let error = api
+        .job(json!({"task": "voice_upload", "name": "x", "audio_url": "file:///etc/passwd"}))
+        .await
+        .unwrap_err();
+    assert!(error.contains("http(s)"), "{error}");
+}
+
+#[tokio::test]
 async fn bad_uploads_are_refused_with_nothing_written() {
     let volume = tempfile::tempdir().unwrap();
     let api = api_on(volume.path()).await;
@@ -116,7 +162,7 @@ async fn bad_uploads_are_refused_with_nothing_written() {
         ),
         (
             json!({"task": "voice_upload", "name": "x"}),
-            "audio_base64 is required",
+            "send the clip as audio_base64 or audio_url",
         ),
         (
             json!({"task": "voice_upload", "name": "x", "audio_base64": clip_base64(6.0), "cfg_weight": 9}),
