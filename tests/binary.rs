@@ -396,7 +396,8 @@ fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
 fn a_project_saves_the_audio_and_its_metadata_under_output() {
     let volume = tempfile::tempdir().unwrap();
     let job = json!({"input": {"task": "tts", "text": "Saved.", "max_new_tokens": 8, "seed": 3,
-                               "project": "book", "audio_prompt_base64": null}});
+                               "project": "book", "audio_prompt_base64": null,
+                               "export_formats": ["wav", "flac"], "trim": true}});
     let output = run_on_volume(volume.path(), job);
     assert!(
         output.status.success(),
@@ -411,9 +412,19 @@ fn a_project_saves_the_audio_and_its_metadata_under_output() {
         saved.starts_with("book/tts_") && saved.ends_with("_seed3.wav"),
         "{saved}"
     );
+    let result = stdout_json(&output)["output"].clone();
+    assert_eq!(result["saved_paths"][1], saved.replace(".wav", ".flac"));
+    // Trimming ran after generation and says what it did.
+    let trimmed_ms = result["trim_info"]["trimmed_duration_ms"].as_f64().unwrap();
+    assert!((trimmed_ms / 1000.0 - result["duration_sec"].as_f64().unwrap()).abs() < 0.001);
     let wav = volume.path().join("output").join(&saved);
     let clip = chatterbox_worker::audio::decode(&std::fs::read(&wav).unwrap()).unwrap();
     assert_eq!(clip.sample_rate, 24000);
+    let flac = std::fs::read(wav.with_extension("flac")).unwrap();
+    assert_eq!(
+        chatterbox_worker::audio::decode(&flac).unwrap().samples,
+        clip.samples
+    );
     let metadata: Value =
         serde_json::from_slice(&std::fs::read(wav.with_extension("json")).unwrap()).unwrap();
     assert_eq!(metadata["parameters"]["text"], "Saved.");

@@ -101,7 +101,9 @@ async fn upload_list_and_delete_voices() {
 async fn uploads_take_any_common_format_inline_or_by_url() {
     use chatterbox_worker::audio::format::OutputFormat;
     let volume = tempfile::tempdir().unwrap();
-    let tone: Vec<f32> = (0..6 * 24_000).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
+    let tone: Vec<f32> = (0..6 * 24_000)
+        .map(|i| 0.2 * (i as f32 * 0.05).sin())
+        .collect();
     let flac = OutputFormat::Flac.encode(&tone, 24_000).unwrap();
     let app = axum::Router::new().route(
         "/voice.flac",
@@ -122,7 +124,13 @@ async fn uploads_take_any_common_format_inline_or_by_url() {
         .job(json!({"task": "voice_upload", "name": "fetched", "audio_url": url}))
         .await
         .unwrap();
-    assert_eq!((by_url["duration_sec"].as_f64(), by_url["sample_rate"].as_u64()), (Some(6.0), Some(24_000)));
+    assert_eq!(
+        (
+            by_url["duration_sec"].as_f64(),
+            by_url["sample_rate"].as_u64()
+        ),
+        (Some(6.0), Some(24_000))
+    );
     let mp3 = OutputFormat::Mp3.encode(&tone, 24_000).unwrap();
     let inline = api
         .job(json!({

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::audio_in::{self, Source};
 use super::delivery;
 use super::error::JobError;
-use super::speech::{Fields, seed};
+use super::speech::{Fields, seed, trim_request};
 use crate::audio::join::{self, Part};
 use crate::audio::trim::{self, TrimInfo};
 use crate::audio::{Clip, decode, resample, samples_for_ms};
@@ -289,18 +289,6 @@ fn silence_ms(text: &str) -> Option<Result<f64, String>> {
 }
 
 fn params(fields: &Fields<'_>) -> Result<Params, JobError> {
-    let trim = fields.boolean("trim")?.unwrap_or(false);
-    let threshold = fields.integer("trim_threshold_ms", trim::THRESHOLD_RANGE_MS.1)?;
-    if threshold.is_some_and(|t| t < trim::THRESHOLD_RANGE_MS.0) {
-        return Err(JobError::invalid(
-            format!(
-                "trim_threshold_ms must be between {} and {}",
-                trim::THRESHOLD_RANGE_MS.0,
-                trim::THRESHOLD_RANGE_MS.1
-            ),
-            "trim_threshold_ms",
-        ));
-    }
     let sample_rate = fields.integer("sample_rate", SAMPLE_RATE_RANGE.1)?;
     if sample_rate.is_some_and(|rate| rate < SAMPLE_RATE_RANGE.0) {
         return Err(JobError::invalid(
@@ -322,7 +310,7 @@ fn params(fields: &Fields<'_>) -> Result<Params, JobError> {
         variation_ms: fields
             .integer("pause_variation_ms", VARIATION_MAX_MS)?
             .unwrap_or(DEFAULT_VARIATION_MS),
-        trim_threshold_ms: trim.then(|| threshold.unwrap_or(trim::DEFAULT_THRESHOLD_MS)),
+        trim_threshold_ms: trim_request(fields)?,
         sample_rate: sample_rate.map_or(DEFAULT_SAMPLE_RATE, |rate| rate as u32),
         seed: seed(fields)?,
     })

@@ -10,6 +10,7 @@ use super::delivery;
 use super::error::JobError;
 use crate::audio::Clip;
 use crate::audio::stretch::{SPEED_RANGE, change_speed};
+use crate::audio::trim;
 use crate::config::Settings;
 use crate::engine::{
     ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
@@ -163,6 +164,20 @@ pub(super) fn speed(fields: &Map<String, Value>, key: &'static str) -> Result<f6
     Ok(Fields(fields).number(key, SPEED_RANGE)?.unwrap_or(1.0))
 }
 
+/// `trim` and `trim_threshold_ms` (50–1000, default 200): the threshold when trimming is on.
+pub(super) fn trim_request(fields: &Fields<'_>) -> Result<Option<u64>, JobError> {
+    let (low, high) = trim::THRESHOLD_RANGE_MS;
+    let threshold = fields.integer("trim_threshold_ms", high)?;
+    if threshold.is_some_and(|t| t < low) {
+        return Err(JobError::invalid(
+            format!("trim_threshold_ms must be between {low} and {high}"),
+            "trim_threshold_ms",
+        ));
+    }
+    let trim = fields.boolean("trim")?.unwrap_or(false);
+    Ok(trim.then(|| threshold.unwrap_or(trim::DEFAULT_THRESHOLD_MS)))
+}
+
 /// The model's limit, lowered by `CHATTERBOX_MAX_NEW_TOKENS` when the operator set one.
 pub(super) fn token_limit(model_limit: usize, settings: &Settings) -> usize {
     settings
@@ -290,6 +305,7 @@ pub async fn tts(
     delivery::save_requested(&fields)?;
     let destination = delivery::Destination::for_job(job, settings)?;
     let speed_factor = speed(input, "speed_factor")?;
+    let trim_threshold = trim_request(&fields)?;
     let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
     let request = SpeechRequest {
         text: text.to_string(),
@@ -307,7 +323,17 @@ pub async fn tts(
     let clip = &mut speech.clip;
     clip.samples = change_speed(&clip.samples, clip.sample_rate, speed_factor)
         .map_err(|e| JobError::Internal(e.into()))?;
-    output(speech, seed, engine, "tts", &fields, &destination, settings).await
+    // After the speed change, as the seeds order it.
+    let trim_info = trim_threshold.map(|threshold| {
+        let (kept, info) = trim::trim(&clip.samples, clip.sample_rate, threshold);
+        clip.samples = kept;
+        info
+    });
+    let mut result = output(speech, seed, engine, "tts", &fields, &destination, settings).await?;
+    if let Some(info) = trim_info {
+        result["trim_info"] = json!(info);
+    }
+    Ok(result)
 }
 
 pub async fn vc(
