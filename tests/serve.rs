@@ -213,6 +213,22 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
         fast.duration_seconds()
     );
 
+    // Opus comes as Ogg Opus, as OpenAI serves it.
+    let response = speech(
+        json!({"model": "tts-1", "input": "Hi.", "voice": "alloy", "response_format": "opus"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["content-type"], "audio/ogg");
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"OggS"));
+    assert_eq!(
+        chatterbox_worker::audio::decode(&bytes)
+            .unwrap()
+            .sample_rate,
+        48_000
+    );
+
     for (body, status, param) in [
         (json!({"model": "tts-1", "voice": "alloy"}), 400, "input"),
         (
@@ -221,7 +237,7 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
             "voice",
         ),
         (
-            json!({"model": "tts-1", "input": "x", "voice": "alloy", "response_format": "opus"}),
+            json!({"model": "tts-1", "input": "x", "voice": "alloy", "response_format": "aac"}),
             400,
             "response_format",
         ),

@@ -262,7 +262,7 @@ mod tests {
             body
         };
         for (key, value) in [
-            ("response_format", json!("opus")),
+            ("response_format", json!("aac")),
             ("response_format", json!("ogg")),
             ("speed", json!(9)),
             ("speed", json!("fast")),
