@@ -1,6 +1,10 @@
 # CPU image of the worker. The CUDA build (candle's `cuda` feature, nvcc in the build stage, a
 # CUDA runtime base image) is not in yet.
 FROM rust:1.95-bookworm AS build
+# The opus crate builds libopus from source with CMake.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends cmake \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
