@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::audio::Clip;
-use crate::model::t3::t3::GenerateOptions;
+pub use crate::model::t3::t3::GenerateOptions;
 pub use crate::model::tts::Variant;
 use checkpoints::CheckpointSource;
 

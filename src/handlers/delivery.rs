@@ -117,6 +117,19 @@ pub fn parameters(fields: &Fields<'_>) -> Value {
     Value::Object(parameters)
 }
 
+/// `clip` in every format, encoded off the async threads (minutes of audio take a while).
+pub async fn encode(clip: Clip, formats: Vec<OutputFormat>) -> Result<Vec<Vec<u8>>, JobError> {
+    tokio::task::spawn_blocking(move || {
+        formats
+            .iter()
+            .map(|format| format.encode(&clip.samples, clip.sample_rate))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| JobError::Internal(e.into()))?
+    .map_err(|e| JobError::Internal(e.into()))
+}
+
 /// Encodes `clip` in every format as `{stem}.{extension}` and fills in the result's audio
 /// fields: `format`, `audio_url` or `audio_base64` (the first format), `outputs` (one entry
 /// per format) and, when saved, `saved_path` / `saved_paths`.
@@ -130,17 +143,7 @@ pub async fn deliver(
     result: &mut Map<String, Value>,
 ) -> Result<(), JobError> {
     let duration = (clip.duration_seconds() * 1000.0).round() / 1000.0;
-    let owned = formats.to_vec();
-    // Encoding minutes of audio takes a while: off the async threads.
-    let encoded = tokio::task::spawn_blocking(move || {
-        owned
-            .iter()
-            .map(|format| format.encode(&clip.samples, clip.sample_rate))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| JobError::Internal(e.into()))?
-    .map_err(|e| JobError::Internal(e.into()))?;
+    let encoded = encode(clip, formats.to_vec()).await?;
 
     if let Some(save) = save {
         let files: Vec<(&str, &[u8])> = formats

@@ -3,12 +3,14 @@
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::delivery;
 use super::error::JobError;
-use super::speech::{engine_error, named_voice, rand_seed, speed, token_limit};
+use super::speech::{VoiceSettings, engine_error, named_voice, rand_seed, speed, token_limit};
+use crate::audio::Clip;
 use crate::audio::format::{FormatError, OutputFormat};
 use crate::audio::stretch::change_speed;
 use crate::config::Settings;
-use crate::engine::{Engine, SpeechRequest, Variant};
+use crate::engine::{Engine, SpeechRequest};
 use crate::storage::voices::VoiceLibrary;
 
 /// OpenAI's own limit on `input`.
@@ -99,42 +101,41 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
     let speed = speed(fields, "speed")?;
     check_unsupported_options(fields)?;
 
-    let (voice, defaults) = named_voice(voice, context.settings, context.voices).await?;
+    let (voice, entry) = named_voice(voice, context.settings, context.voices).await?;
     let engine = context.engine;
     let variant = engine.model();
     let mut options = variant.default_options();
     options.max_new_tokens = token_limit(options.max_new_tokens, context.settings);
-    if let Some(t) = defaults.temperature {
-        options.sampling.temperature = t as f32;
-    }
-    if let Some(w) = defaults.cfg_weight {
-        options.cfg_weight = w as f32;
-    }
+    let (exaggeration, language) =
+        VoiceSettings::default().apply(Some(&entry), variant, &mut options);
     let request = SpeechRequest {
         text: input.to_string(),
         voice,
         options,
-        exaggeration: defaults.exaggeration.map(|v| v as f32),
-        language: defaults
-            .language
-            .filter(|_| variant == Variant::Multilingual),
+        exaggeration,
+        language,
         seed: rand_seed(),
         norm_loudness: true,
         watermark: None,
     };
     let speech = engine.speak(request).await.map_err(engine_error)?;
-    let clip = &speech.clip;
-    let samples = change_speed(&clip.samples, clip.sample_rate, speed)
+    let sample_rate = speech.clip.sample_rate;
+    let samples = change_speed(&speech.clip.samples, sample_rate, speed)
         .map_err(|e| JobError::Internal(e.into()))?;
-    let seconds = samples.len() as f64 / f64::from(clip.sample_rate);
-    let bytes = format
-        .encode(&samples, clip.sample_rate)
-        .map_err(|e| JobError::Internal(e.into()))?;
+    let clip = Clip {
+        samples,
+        sample_rate,
+    };
+    let seconds = clip.duration_seconds();
+    let bytes = delivery::encode(clip, vec![format])
+        .await?
+        .pop()
+        .unwrap_or_default();
     Ok(json!({
         "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
         "content_type": format.content_type(),
         "format": format.name(),
-        "sample_rate": clip.sample_rate,
+        "sample_rate": sample_rate,
         "duration_sec": (seconds * 1000.0).round() / 1000.0,
     }))
 }

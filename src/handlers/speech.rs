@@ -13,7 +13,7 @@ use crate::audio::stretch::{SPEED_RANGE, change_speed};
 use crate::audio::trim;
 use crate::config::Settings;
 use crate::engine::{
-    ConversionRequest, Engine, EngineError, Speech, SpeechRequest, Variant, Voice,
+    ConversionRequest, Engine, EngineError, GenerateOptions, Speech, SpeechRequest, Variant, Voice,
 };
 use crate::job::Job;
 use crate::storage::outputs;
@@ -126,6 +126,41 @@ async fn reference_voice(
             Ok((voice, Some(entry)))
         }
         (None, clip) => Ok((clip.map_or(Voice::Builtin, Voice::Clip), None)),
+    }
+}
+
+/// A voice's settings as a job gives them; what the job leaves out comes from the voice's
+/// voices.json entry, then from the model.
+#[derive(Default)]
+pub(super) struct VoiceSettings {
+    pub(super) temperature: Option<f64>,
+    pub(super) cfg_weight: Option<f64>,
+    pub(super) exaggeration: Option<f64>,
+    pub(super) language: Option<String>,
+}
+
+impl VoiceSettings {
+    /// Sets temperature and cfg_weight in `options`; returns the exaggeration and the language
+    /// (a voice's own language only reaches the multilingual model).
+    pub(super) fn apply(
+        self,
+        entry: Option<&VoiceEntry>,
+        variant: Variant,
+        options: &mut GenerateOptions,
+    ) -> (Option<f32>, Option<String>) {
+        if let Some(v) = self.temperature.or(entry.and_then(|e| e.temperature)) {
+            options.sampling.temperature = v as f32;
+        }
+        if let Some(v) = self.cfg_weight.or(entry.and_then(|e| e.cfg_weight)) {
+            options.cfg_weight = v as f32;
+        }
+        let language = self.language.or_else(|| {
+            entry
+                .and_then(|e| e.language.clone())
+                .filter(|_| variant == Variant::Multilingual)
+        });
+        let exaggeration = self.exaggeration.or(entry.and_then(|e| e.exaggeration));
+        (exaggeration.map(|v| v as f32), language)
     }
 }
 
@@ -262,14 +297,9 @@ pub async fn tts(
         ));
     }
     let variant = engine.model();
-    let (voice, defaults) = reference_voice(&fields, settings, voices).await?;
-    let defaults = defaults.as_ref();
+    let (voice, entry) = reference_voice(&fields, settings, voices).await?;
     let mut options = variant.default_options();
     let sampling = &mut options.sampling;
-    let temperature = fields.number("temperature", (0.0, 5.0))?;
-    if let Some(v) = temperature.or(defaults.and_then(|d| d.temperature)) {
-        sampling.temperature = v as f32;
-    }
     if let Some(v) = fields.number("top_p", (0.0, 1.0))? {
         sampling.top_p = v as f32;
     }
@@ -282,18 +312,11 @@ pub async fn tts(
     if let Some(v) = fields.integer("top_k", 10_000)? {
         sampling.top_k = v as usize;
     }
-    let cfg_weight = fields.number("cfg_weight", (0.0, 5.0))?;
-    if let Some(v) = cfg_weight.or(defaults.and_then(|d| d.cfg_weight)) {
-        options.cfg_weight = v as f32;
-    }
     options.max_new_tokens = token_limit(options.max_new_tokens, settings);
     if let Some(v) = fields.integer("max_new_tokens", options.max_new_tokens as u64)? {
         options.max_new_tokens = (v as usize).max(1);
     }
-    let mut language = fields.string("language")?.map(str::to_string);
-    if variant == Variant::Multilingual && language.is_none() {
-        language = defaults.and_then(|d| d.language.clone());
-    }
+    let language = fields.string("language")?.map(str::to_string);
     if language.is_some() && variant != Variant::Multilingual {
         return Err(JobError::invalid(
             format!("language needs the multilingual model; this worker serves {variant}"),
@@ -306,14 +329,18 @@ pub async fn tts(
     let destination = delivery::Destination::for_job(job, settings)?;
     let speed_factor = speed(input, "speed_factor")?;
     let trim_threshold = trim_request(&fields)?;
-    let exaggeration = fields.number("exaggeration", (0.0, 2.0))?;
+    let job_settings = VoiceSettings {
+        temperature: fields.number("temperature", (0.0, 5.0))?,
+        cfg_weight: fields.number("cfg_weight", (0.0, 5.0))?,
+        exaggeration: fields.number("exaggeration", (0.0, 2.0))?,
+        language,
+    };
+    let (exaggeration, language) = job_settings.apply(entry.as_ref(), variant, &mut options);
     let request = SpeechRequest {
         text: text.to_string(),
         voice,
         options,
-        exaggeration: exaggeration
-            .or(defaults.and_then(|d| d.exaggeration))
-            .map(|v| v as f32),
+        exaggeration,
         language,
         seed,
         norm_loudness: fields.boolean("norm_loudness")?.unwrap_or(true),
