@@ -494,3 +494,43 @@ fn the_concat_test_inputs_join_the_committed_volume_without_writing_to_it() {
         "a test input wrote to the committed volume"
     );
 }
+
+#[test]
+fn the_voice_library_test_inputs_upload_list_and_delete() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test_inputs");
+    let volume = tempfile::tempdir().unwrap();
+    let job = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(root.join(name)).unwrap()).unwrap()
+    };
+    let uploaded = run_on_volume(volume.path(), job("voice_upload.json"));
+    assert!(
+        uploaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uploaded.stdout)
+    );
+    let uploaded = stdout_json(&uploaded)["output"].clone();
+    // An Ogg Opus upload, stored as WAV at Opus's decoding rate.
+    assert_eq!(uploaded["audio_file"], "narrator_demo.wav");
+    assert_eq!(uploaded["sample_rate"], 48_000);
+    let listed =
+        stdout_json(&run_on_volume(volume.path(), job("voices_list.json")))["output"].clone();
+    let demo = listed["voices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "narrator_demo")
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(
+        (demo["file_exists"].as_bool(), demo["exaggeration"].as_f64()),
+        (Some(true), Some(0.6))
+    );
+    let deleted = run_on_volume(volume.path(), job("voice_delete.json"));
+    assert_eq!(stdout_json(&deleted)["output"]["file_deleted"], true);
+    assert!(
+        !volume
+            .path()
+            .join("audio_prompts/narrator_demo.wav")
+            .exists()
+    );
+}
