@@ -555,6 +555,10 @@ async fn bad_requests_are_refused_clearly_and_nothing_outside_is_read() {
             "output_filename",
         ),
         (json!({"files": ["intro.wav"], "project": "a/b"}), "project"),
+        (
+            json!({"files": std::iter::once("intro.wav").chain(["(10s)"; 100]).collect::<Vec<_>>()}),
+            "more than 15 minutes",
+        ),
     ];
     for (mut input, expected) in cases {
         input["task"] = json!("concat");

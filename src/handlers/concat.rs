@@ -69,10 +69,12 @@ pub async fn concat(
     let (save, project) = delivery::save_requested(&fields)?;
     let destination = delivery::Destination::for_job(job, settings)?;
 
-    // Read and decode every audio segment (in order, so errors name the first bad one).
+    // Read and decode every audio segment (in order, so errors name the first bad one). The
+    // running length is capped as it grows: one long file named 200 times must not fill memory.
     let mut loaded = Vec::with_capacity(segments.len());
+    let mut seconds_so_far = 0.0;
     for segment in segments {
-        loaded.push(match segment {
+        let segment = match segment {
             Segment::Silence { ms, notation } => Loaded::Silence {
                 ms,
                 notation: notation.to_string(),
@@ -86,7 +88,15 @@ pub async fn concat(
                 label,
                 clip: audio_in::load(source, "files", settings).await?,
             },
-        });
+        };
+        seconds_so_far += match &segment {
+            Loaded::Silence { ms, .. } => ms / 1000.0,
+            Loaded::Audio { clip, .. } => clip.duration_seconds(),
+        };
+        if seconds_so_far > f64::from(decode::MAX_DECODED_SECONDS) {
+            return Err(too_long());
+        }
+        loaded.push(segment);
     }
 
     let sample_rate = params.sample_rate;
@@ -348,6 +358,16 @@ struct Assembled {
     name_detail: String,
 }
 
+fn too_long() -> JobError {
+    JobError::invalid(
+        format!(
+            "the joined audio would last more than {} minutes; join fewer or shorter segments",
+            decode::MAX_DECODED_SECONDS / 60
+        ),
+        "files",
+    )
+}
+
 fn seconds(samples: usize, rate: u32) -> f64 {
     (samples as f64 / f64::from(rate) * 1000.0).round() / 1000.0
 }
@@ -446,8 +466,7 @@ fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled, JobError>
             Part::Silence(n) => *n,
         })
         .sum();
-    decode::check_length(planned, rate)
-        .map_err(|e| JobError::invalid(format!("the joined audio is too long: {e}"), "files"))?;
+    decode::check_length(planned, rate).map_err(|_| too_long())?;
     let crossfade = samples_for_ms(params.crossfade_ms as f64, rate);
     let (samples, overlaps) = join::assemble(&parts, crossfade);
 
