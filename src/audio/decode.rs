@@ -37,13 +37,23 @@ pub enum DecodeError {
 
 /// Decodes a whole file to mono (channels averaged).
 pub fn decode(bytes: &[u8]) -> Result<Clip, DecodeError> {
-    let clip = if opus::is_ogg_opus(bytes) {
-        opus::decode(bytes)?
-    } else {
-        decode_with_symphonia(bytes)?
-    };
+    // Demuxers are large parsers of hostile input: should one panic on a crafted file, that
+    // file is refused like any other malformed one instead of failing the job as a crash.
+    let decoded = std::panic::catch_unwind(|| {
+        if opus::is_ogg_opus(bytes) {
+            opus::decode(bytes)
+        } else {
+            decode_with_symphonia(bytes)
+        }
+    });
+    let mut clip =
+        decoded.map_err(|_| DecodeError::Malformed("the decoder gave up on it".into()))??;
     if clip.samples.is_empty() {
         return Err(DecodeError::Empty);
+    }
+    // A float file may carry NaN or infinity; downstream arithmetic must never see them.
+    for sample in clip.samples.iter_mut().filter(|s| !s.is_finite()) {
+        *sample = 0.0;
     }
     Ok(clip)
 }
@@ -149,6 +159,16 @@ mod tests {
                 .zip(&samples)
                 .all(|(a, b)| (a - b).abs() < 1e-4)
         );
+    }
+
+    #[test]
+    fn non_finite_float_samples_become_silence() {
+        let wav = encode(
+            &[0.5, f32::NAN, f32::INFINITY, -0.25],
+            8000,
+            SampleFormat::Float32,
+        );
+        assert_eq!(decode(&wav).unwrap().samples, [0.5, 0.0, 0.0, -0.25]);
     }
 
     #[test]
