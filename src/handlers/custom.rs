@@ -73,7 +73,7 @@ fn info(job: &Job, settings: &Settings, engine: &Engine, voices: LibraryStatus) 
         "voices": voices,
         "s3": {
             "configured": settings.s3.is_some(),
-            "job_config": job.extra.contains_key("s3Config"),
+            "job_config": job.extra.contains_key("s3Config") || job.input.get("s3Config").is_some(),
         },
         "concurrency": settings.concurrency,
         "tasks": TASKS,
