@@ -449,9 +449,20 @@ async fn output_filename_and_projects_save_on_the_volume() {
         path.ends_with("_3files_sil1_pause600v200_fade100_leveled_trim200.wav"),
         "{path}"
     );
-    // The concat result lists in `outputs` like any other saved file.
+    // The concat result lists in `outputs` like any other saved file, its JSON companion
+    // named on it rather than listed on its own.
     let listed = api.job(json!({"task": "outputs"})).await.unwrap();
-    assert!(listed.to_string().contains(path), "{listed}");
+    let files = listed["files"].as_array().unwrap();
+    let entry = files
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{listed}"));
+    let companion = path.replace(".wav", ".json");
+    assert_eq!(entry["metadata_path"], companion.as_str());
+    assert!(
+        files.iter().all(|f| f["path"] != companion.as_str()),
+        "{listed}"
+    );
 }
 
 #[tokio::test]

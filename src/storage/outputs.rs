@@ -16,6 +16,9 @@ pub struct OutputFile {
     pub size_bytes: u64,
     /// Seconds since the Unix epoch.
     pub modified: u64,
+    /// The JSON companion a saving job wrote beside it (parameters, generation details).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_path: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -68,9 +71,11 @@ pub async fn list(output: &Path, project: Option<&str>) -> std::io::Result<Listi
                 project: folder.clone(),
                 size_bytes: metadata.len(),
                 modified,
+                metadata_path: None,
             });
         }
     }
+    attach_companions(&mut listing.files);
     listing.files.sort_by(|a, b| {
         b.modified
             .cmp(&a.modified)
@@ -78,6 +83,30 @@ pub async fn list(output: &Path, project: Option<&str>) -> std::io::Result<Listi
     });
     listing.empty.sort();
     Ok(listing)
+}
+
+/// A `{stem}.json` beside `{stem}.{audio}` is that file's metadata: named on the audio, not
+/// listed on its own.
+fn attach_companions(files: &mut Vec<OutputFile>) {
+    let stem = |path: &str| {
+        path.rsplit_once('.')
+            .map_or(path, |(stem, _)| stem)
+            .to_string()
+    };
+    let companions: std::collections::HashSet<String> = files
+        .iter()
+        .filter(|f| f.path.ends_with(".json"))
+        .map(|f| stem(&f.path))
+        .collect();
+    let mut described = std::collections::HashSet::new();
+    for file in files.iter_mut().filter(|f| !f.path.ends_with(".json")) {
+        let stem = stem(&file.path);
+        if companions.contains(&stem) {
+            file.metadata_path = Some(format!("{stem}.json"));
+            described.insert(stem);
+        }
+    }
+    files.retain(|f| !(f.path.ends_with(".json") && described.contains(&stem(&f.path))));
 }
 
 /// Real sub-folders (not links) of `output`.
