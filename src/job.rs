@@ -89,6 +89,15 @@ impl JobContext {
     }
 }
 
+#[cfg(test)]
+impl JobContext {
+    /// A context whose events nobody reads, for calling handlers directly in tests.
+    pub(crate) fn unheard() -> Self {
+        let (events, _) = mpsc::unbounded_channel();
+        Self { events }
+    }
+}
+
 /// Whether a handler can take work now, for load-balancer health checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {

@@ -26,6 +26,11 @@ impl Clip {
         self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
     }
 
+    /// The duration as results report it, to the millisecond.
+    pub fn reported_seconds(&self) -> f64 {
+        reported_seconds(self.samples.len(), self.sample_rate)
+    }
+
     /// Samples in `ms` milliseconds at this clip's rate.
     pub fn samples_for_ms(&self, ms: f64) -> usize {
         samples_for_ms(ms, self.sample_rate)
@@ -35,6 +40,11 @@ impl Clip {
 /// Rounded to the nearest sample, so durations add up exactly at the output rate.
 pub fn samples_for_ms(ms: f64, sample_rate: u32) -> usize {
     (ms * f64::from(sample_rate) / 1000.0).round().max(0.0) as usize
+}
+
+/// `samples` at `sample_rate` in seconds, to the millisecond, as results report durations.
+pub fn reported_seconds(samples: usize, sample_rate: u32) -> f64 {
+    (samples as f64 / f64::from(sample_rate.max(1)) * 1000.0).round() / 1000.0
 }
 
 /// Averages interleaved frames of `channels` samples into one.

@@ -2,6 +2,8 @@
 //! `threshold_ms` long are cut, a guard is left before the first and after the last sound, and
 //! "silence" is judged against the clip's own loudest moment, so quiet speech is never cut.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use super::samples_for_ms;
@@ -27,9 +29,9 @@ pub struct TrimInfo {
     pub trailing_silence_removed_ms: f64,
 }
 
-/// The part of `samples` to keep: leading and trailing silences of at least `threshold_ms`
-/// shortened to the guard. A clip that is all silence is kept whole.
-pub fn trim(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> (Vec<f32>, TrimInfo) {
+/// Where `samples` keeps sound: the whole clip less any leading and trailing silence of at
+/// least `threshold_ms`, short of the guard.
+pub fn bounds(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> Range<usize> {
     let frame = samples_for_ms(FRAME_MS, sample_rate).max(1);
     let energies: Vec<f64> = samples
         .chunks(frame)
@@ -54,6 +56,13 @@ pub fn trim(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> (Vec<f32>, 
             end = sound_end + guard;
         }
     }
+    start..end
+}
+
+/// The part of `samples` to keep: leading and trailing silences of at least `threshold_ms`
+/// shortened to the guard. A clip that is all silence is kept whole.
+pub fn trim(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> (Vec<f32>, TrimInfo) {
+    let Range { start, end } = bounds(samples, sample_rate, threshold_ms);
     // Reported to a tenth of a millisecond.
     let ms = |n: usize| (n as f64 * 10_000.0 / f64::from(sample_rate.max(1))).round() / 10.0;
     let info = TrimInfo {

@@ -6,7 +6,7 @@ use super::error::JobError;
 use super::{concat, library, outputs, speech};
 use crate::config::Settings;
 use crate::engine::Engine;
-use crate::job::Job;
+use crate::job::{Job, JobContext};
 use crate::storage::voices::{LibraryStatus, VoiceLibrary};
 
 /// Every task the custom schema defines.
@@ -24,13 +24,14 @@ pub const TASKS: &[&str] = &[
 pub async fn handle(
     input: &Map<String, Value>,
     job: &Job,
+    ctx: &JobContext,
     settings: &Settings,
     engine: &Engine,
     voices: &VoiceLibrary,
 ) -> Result<Value, JobError> {
     match task(input)? {
         "info" => Ok(info(job, settings, engine, voices.status().await)),
-        "tts" => speech::tts(input, job, settings, engine, voices).await,
+        "tts" => speech::tts(input, job, ctx, settings, engine, voices).await,
         "vc" => speech::vc(input, job, settings, engine, voices).await,
         "voices" => library::list(settings, voices).await,
         "voice_upload" => library::upload(input, settings, voices).await,
@@ -92,7 +93,15 @@ mod tests {
         let Value::Object(fields) = &job.input else {
             panic!("test input must be an object")
         };
-        handle(fields, &job, &settings, &engine, &voices).await
+        handle(
+            fields,
+            &job,
+            &JobContext::unheard(),
+            &settings,
+            &engine,
+            &voices,
+        )
+        .await
     }
 
     #[tokio::test]

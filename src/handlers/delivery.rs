@@ -142,7 +142,7 @@ pub async fn deliver(
     settings: &Settings,
     result: &mut Map<String, Value>,
 ) -> Result<(), JobError> {
-    let duration = (clip.duration_seconds() * 1000.0).round() / 1000.0;
+    let duration = clip.reported_seconds();
     let encoded = encode(clip, formats.to_vec()).await?;
 
     if let Some(save) = save {

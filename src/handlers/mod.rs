@@ -2,6 +2,7 @@
 //! validation.
 
 mod audio_in;
+mod chunked;
 mod concat;
 pub mod custom;
 mod delivery;
@@ -11,6 +12,7 @@ pub mod openai;
 mod outputs;
 pub mod route;
 pub mod speech;
+mod text_chunks;
 
 use std::sync::Arc;
 
@@ -60,7 +62,7 @@ fn within_result_limit(output: serde_json::Value) -> Result<serde_json::Value, J
 }
 
 impl JobHandler for Handlers {
-    async fn handle(&self, job: Job, _ctx: JobContext) -> Outcome {
+    async fn handle(&self, job: Job, ctx: JobContext) -> Outcome {
         let speech = openai::SpeechContext {
             settings: &self.settings,
             engine: &self.engine,
@@ -73,7 +75,15 @@ impl JobHandler for Handlers {
             Route::OpenAiSpeech(body) => (Api::OpenAi, openai::speech(body, &speech).await),
             Route::Custom(input) => (
                 Api::Custom,
-                custom::handle(input, &job, &self.settings, &self.engine, &self.voices).await,
+                custom::handle(
+                    input,
+                    &job,
+                    &ctx,
+                    &self.settings,
+                    &self.engine,
+                    &self.voices,
+                )
+                .await,
             ),
             Route::NotAnObject => (
                 Api::Custom,

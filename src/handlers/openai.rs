@@ -5,10 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::delivery;
 use super::error::JobError;
-use super::speech::{VoiceSettings, engine_error, named_voice, rand_seed, speed, token_limit};
-use crate::audio::Clip;
+use super::speech::{VoiceSettings, named_voice, rand_seed, speed, token_limit};
+use super::{chunked, text_chunks};
 use crate::audio::format::{FormatError, OutputFormat};
-use crate::audio::stretch::change_speed;
 use crate::config::Settings;
 use crate::engine::{Engine, SpeechRequest};
 use crate::storage::voices::VoiceLibrary;
@@ -100,6 +99,7 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
     let format = response_format(fields)?;
     let speed = speed(fields, "speed")?;
     check_unsupported_options(fields)?;
+    let chunks = chunked::plan_text(input, text_chunks::DEFAULT_MAX_CHUNK_CHARS, "input")?;
 
     let (voice, entry) = named_voice(voice, context.settings, context.voices).await?;
     let engine = context.engine;
@@ -118,15 +118,11 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
         norm_loudness: true,
         watermark: None,
     };
-    let speech = engine.speak(request).await.map_err(engine_error)?;
-    let sample_rate = speech.clip.sample_rate;
-    let samples = change_speed(&speech.clip.samples, sample_rate, speed)
-        .map_err(|e| JobError::Internal(e.into()))?;
-    let clip = Clip {
-        samples,
-        sample_rate,
-    };
-    let seconds = clip.duration_seconds();
+    let clip = chunked::speak(engine, request, &chunks, speed, |_| async { Ok(()) })
+        .await?
+        .clip;
+    let sample_rate = clip.sample_rate;
+    let seconds = clip.reported_seconds();
     let bytes = delivery::encode(clip, vec![format])
         .await?
         .pop()
@@ -136,7 +132,7 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
         "content_type": format.content_type(),
         "format": format.name(),
         "sample_rate": sample_rate,
-        "duration_sec": (seconds * 1000.0).round() / 1000.0,
+        "duration_sec": seconds,
     }))
 }
 

@@ -5,21 +5,26 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use base64::Engine as _;
+
 use super::audio_in::{self, Source};
 use super::delivery;
 use super::error::JobError;
+use super::{chunked, text_chunks};
 use crate::audio::Clip;
-use crate::audio::stretch::{SPEED_RANGE, change_speed};
+use crate::audio::format::OutputFormat;
+use crate::audio::stretch::SPEED_RANGE;
 use crate::audio::trim;
 use crate::config::Settings;
 use crate::engine::{
     ConversionRequest, Engine, EngineError, GenerateOptions, Speech, SpeechRequest, Variant, Voice,
 };
-use crate::job::Job;
+use crate::job::{Job, JobContext};
 use crate::storage::outputs;
 use crate::storage::voices::{VoiceEntry, VoiceError, VoiceLibrary};
 
-/// Longer texts belong in several jobs (or, later, chunking): T3 speaks about 40 s at most.
+/// Spoken in chunks (handlers::chunked); longer texts belong in several jobs, which keeps a
+/// job's audio within what one result can carry.
 pub const MAX_TEXT_CHARS: usize = 3000;
 
 /// A job's fields, with typed and range-checked reads that name the field at fault.
@@ -280,6 +285,7 @@ async fn output(
 pub async fn tts(
     input: &Map<String, Value>,
     job: &Job,
+    ctx: &JobContext,
     settings: &Settings,
     engine: &Engine,
     voices: &VoiceLibrary,
@@ -296,6 +302,7 @@ pub async fn tts(
             "text",
         ));
     }
+    let chunks = chunked::plan_text(text, max_chunk_chars(&fields)?, "text")?;
     let variant = engine.model();
     let (voice, entry) = reference_voice(&fields, settings, voices).await?;
     let mut options = variant.default_options();
@@ -324,10 +331,11 @@ pub async fn tts(
         ));
     }
     let seed = seed(&fields)?;
-    delivery::export_formats(&fields)?;
+    let formats = delivery::export_formats(&fields)?;
     delivery::save_requested(&fields)?;
     let destination = delivery::Destination::for_job(job, settings)?;
     let speed_factor = speed(input, "speed_factor")?;
+    let stream = fields.boolean("stream")?.unwrap_or(false).then_some(ctx);
     let trim_threshold = trim_request(&fields)?;
     let job_settings = VoiceSettings {
         temperature: fields.number("temperature", (0.0, 5.0))?,
@@ -346,10 +354,22 @@ pub async fn tts(
         norm_loudness: fields.boolean("norm_loudness")?.unwrap_or(true),
         watermark: fields.boolean("watermark")?,
     };
-    let mut speech = engine.speak(request).await.map_err(engine_error)?;
+    let stream_format = formats[0];
+    let spoken = chunked::speak(engine, request, &chunks, speed_factor, |chunk| {
+        let ctx = stream.cloned();
+        async move {
+            match ctx {
+                Some(ctx) => stream_chunk(&ctx, chunk, stream_format).await,
+                None => Ok(()),
+            }
+        }
+    })
+    .await?;
+    let mut speech = Speech {
+        clip: spoken.clip,
+        watermarked: spoken.watermarked,
+    };
     let clip = &mut speech.clip;
-    clip.samples = change_speed(&clip.samples, clip.sample_rate, speed_factor)
-        .map_err(|e| JobError::Internal(e.into()))?;
     // After the speed change, as the seeds order it.
     let trim_info = trim_threshold.map(|threshold| {
         let (kept, info) = trim::trim(&clip.samples, clip.sample_rate, threshold);
@@ -357,10 +377,48 @@ pub async fn tts(
         info
     });
     let mut result = output(speech, seed, engine, "tts", &fields, &destination, settings).await?;
+    result["chunks"] = json!(spoken.chunks);
     if let Some(info) = trim_info {
         result["trim_info"] = json!(info);
     }
     Ok(result)
+}
+
+/// `max_chunk_chars`: how much text the model speaks at once.
+fn max_chunk_chars(fields: &Fields<'_>) -> Result<usize, JobError> {
+    let (low, high) = text_chunks::MAX_CHUNK_CHARS_RANGE;
+    match fields.integer("max_chunk_chars", high)? {
+        Some(chars) if chars < low => Err(JobError::invalid(
+            format!("max_chunk_chars must be between {low} and {high}"),
+            "max_chunk_chars",
+        )),
+        chars => Ok(chars.map_or(text_chunks::DEFAULT_MAX_CHUNK_CHARS, |c| c as usize)),
+    }
+}
+
+/// One chunk of a `stream: true` job as a file of its own, for RunPod's `/stream`.
+async fn stream_chunk(
+    ctx: &JobContext,
+    chunk: chunked::ChunkAudio,
+    format: OutputFormat,
+) -> Result<(), JobError> {
+    let duration = chunk.clip.reported_seconds();
+    let sample_rate = chunk.clip.sample_rate;
+    let bytes = delivery::encode(chunk.clip, vec![format])
+        .await?
+        .pop()
+        .unwrap_or_default();
+    ctx.stream(json!({
+        "chunk": chunk.index,
+        "chunks": chunk.count,
+        "text": chunk.text,
+        "format": format.name(),
+        "content_type": format.content_type(),
+        "sample_rate": sample_rate,
+        "duration_sec": duration,
+        "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+    }));
+    Ok(())
 }
 
 pub async fn vc(

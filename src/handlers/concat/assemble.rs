@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::request::Params;
 use crate::audio::join::{self, Part};
 use crate::audio::trim::{self, TrimInfo};
-use crate::audio::{Clip, decode, resample, samples_for_ms};
+use crate::audio::{Clip, decode, reported_seconds, resample, samples_for_ms};
 use crate::handlers::error::JobError;
 
 /// A segment once read.
@@ -39,10 +39,6 @@ pub(super) fn too_long() -> JobError {
         ),
         "files",
     )
-}
-
-fn seconds(samples: usize, rate: u32) -> f64 {
-    (samples as f64 / f64::from(rate) * 1000.0).round() / 1000.0
 }
 
 /// Resamples, trims and levels the audio, decides every gap, and joins the lot.
@@ -90,7 +86,7 @@ pub(super) fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled
                     "type": "manual_silence",
                     "notation": notation,
                     "duration_ms": ms,
-                    "duration_seconds": seconds(n, rate),
+                    "duration_seconds": reported_seconds(n, rate),
                 }));
                 silences += 1;
                 previous_was_audio = false;
@@ -107,7 +103,7 @@ pub(super) fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled
                     details.push(json!({
                         "type": "natural_pause",
                         "duration_ms": ms,
-                        "duration_seconds": seconds(n, rate),
+                        "duration_seconds": reported_seconds(n, rate),
                         "base_duration_ms": params.pause_ms,
                         "variation_applied_ms": applied,
                     }));
@@ -118,7 +114,7 @@ pub(super) fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled
                     "type": kind,
                     "source": label,
                     "original_sample_rate": clip.sample_rate,
-                    "duration_seconds": seconds(samples.len(), rate),
+                    "duration_seconds": reported_seconds(samples.len(), rate),
                     "level_gain_db": gains[audio_index].map(|g| (g * 100.0).round() / 100.0),
                 });
                 if let Some(info) = trims[audio_index] {
@@ -165,12 +161,12 @@ pub(super) fn assemble(loaded: Vec<Loaded>, params: &Params) -> Result<Assembled
         name_detail += &format!("_trim{threshold}");
     }
     let info = json!({
-        "total_duration_seconds": seconds(samples.len(), rate),
+        "total_duration_seconds": reported_seconds(samples.len(), rate),
         "file_count": audio_index,
         "silence_segments": silences,
         "natural_pauses": pauses,
         "crossfade_ms": params.crossfade_ms,
-        "crossfades_applied_ms": overlaps.iter().map(|&n| seconds(n, rate) * 1000.0).collect::<Vec<_>>(),
+        "crossfades_applied_ms": overlaps.iter().map(|&n| reported_seconds(n, rate) * 1000.0).collect::<Vec<_>>(),
         "normalization_applied": params.normalize,
         "trim_applied": params.trim_threshold_ms.is_some(),
         "trim_threshold_ms": params.trim_threshold_ms,
