@@ -4,10 +4,33 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
 use chatterbox_worker::model::random_weights::Manifest;
+use chatterbox_worker::model::s3gen::hifigan::SourceExcitation;
+use chatterbox_worker::model::s3gen::s3gen::S3GenNoise;
 use chatterbox_worker::model::weights::Weights;
 use serde::de::DeserializeOwned;
+
+/// Recorded S3Gen draws, handed over whatever shape is asked for: the stages check them
+/// against the tensors they join, so a length the port gets wrong fails there.
+pub struct RecordedNoise {
+    flow_z: Tensor,
+    phases: Tensor,
+    sine: Tensor,
+}
+
+impl S3GenNoise for RecordedNoise {
+    fn flow(&self, _: Shape) -> candle_core::Result<Tensor> {
+        Ok(self.flow_z.clone())
+    }
+
+    fn excitation(&self, _: Shape, _: Shape) -> candle_core::Result<SourceExcitation> {
+        Ok(SourceExcitation {
+            phases: self.phases.clone(),
+            noise: self.sine.clone(),
+        })
+    }
+}
 
 pub struct Fixture {
     pub case: String,
@@ -76,12 +99,26 @@ impl Fixture {
         self.tensor("input", name)
     }
 
+    /// An input only some fixtures of a module carry.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.tensors.contains_key(&format!("input.{name}"))
+    }
+
     pub fn output(&self, name: &str) -> Tensor {
         self.tensor("output", name)
     }
 
     pub fn noise(&self, name: &str) -> Tensor {
         self.tensor("noise", name)
+    }
+
+    /// S3Gen's draws as the reference made them: `flow_z`, `phases` and `sine`.
+    pub fn s3gen_noise(&self) -> RecordedNoise {
+        RecordedNoise {
+            flow_z: self.noise("flow_z"),
+            phases: self.noise("phases"),
+            sine: self.noise("sine"),
+        }
     }
 
     pub fn input_f32s(&self, name: &str) -> Vec<f32> {

@@ -5,7 +5,6 @@
 
 use candle_core::{DType, Device, Tensor};
 use chatterbox_worker::model::s3gen::flow::FlowPrompt;
-use chatterbox_worker::model::s3gen::hifigan::SourceExcitation;
 use chatterbox_worker::model::s3gen::s3gen::{S3Gen, S3GenConfig};
 
 use crate::fixture::{Fixture, assert_close};
@@ -82,17 +81,8 @@ fn s3gen_matches_reference_embed_ref_and_inference() {
             .to_dtype(DType::U32)
             .and_then(|t| t.to_vec1())
             .unwrap();
-        let excitation = SourceExcitation {
-            phases: fixture.noise("phases"),
-            noise: fixture.noise("sine"),
-        };
         let wav = model
-            .inference_with(
-                &tokens,
-                &reference_prompt,
-                &fixture.noise("flow_z"),
-                &excitation,
-            )
+            .inference_with(&tokens, &reference_prompt, &fixture.s3gen_noise())
             .unwrap();
         let wav = Tensor::new(wav, &Device::Cpu).unwrap();
         assert_close(

@@ -1,13 +1,14 @@
 //! Turbo text to speech end to end (tts_turbo.py `generate`): the checkpoint directory loaded by
 //! `ChatterboxTTS::from_local`, the built-in voice, greedy T3 for a fixed number of tokens, then
-//! S3Gen with the reference's noise; the waveform is compared before the watermark. Committed:
+//! S3Gen with the reference's noise; the waveform is compared before the watermark. One case
+//! speaks with a 6.23 s clip's S3Gen prompt, whose mel has one frame more than twice its tokens.
+//! Committed:
 //! the tiny checkpoint CI runs; `--full`: full-size seeded weights (tools/parity/full_checkpoint.py).
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use chatterbox_worker::model::s3gen::hifigan::SourceExcitation;
-use chatterbox_worker::model::tts::{ChatterboxTTS, SpeechOptions, Variant};
+use chatterbox_worker::model::tts::{ChatterboxTTS, Conditionals, SpeechOptions, Variant};
 
 use crate::fixture::{Fixture, assert_close};
 
@@ -30,7 +31,17 @@ fn turbo_generate_matches_the_reference_end_to_end() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(&config.checkpoint);
         let tts = ChatterboxTTS::from_local(Variant::Turbo, &dir, &Device::Cpu, DType::F32)
             .unwrap_or_else(|e| panic!("{}: {e}", fixture.case));
-        let voice = tts.builtin_voice().expect("the checkpoint has conds.pt");
+        let builtin = tts.builtin_voice().expect("the checkpoint has conds.pt");
+        // A fixture with a reference clip replaces S3Gen's half of the built-in voice with the
+        // clip's embed_ref, as the reference case did.
+        let clip_voice = fixture.has_input("reference").then(|| {
+            let prompt = tts
+                .s3gen()
+                .embed_ref(&fixture.input_f32s("reference"))
+                .unwrap();
+            Conditionals::new(builtin.t3.clone(), prompt)
+        });
+        let voice = clip_voice.as_ref().unwrap_or(builtin);
         let mut t3 = Variant::Turbo.default_options();
         t3.sampling.top_k = 1;
         t3.max_new_tokens = config.tokens;
@@ -49,18 +60,9 @@ fn turbo_generate_matches_the_reference_end_to_end() {
             .unwrap();
         assert_eq!(tokens, expected, "{} greedy speech tokens", fixture.case);
 
-        let excitation = SourceExcitation {
-            phases: fixture.noise("phases"),
-            noise: fixture.noise("sine"),
-        };
         let wav = tts
             .s3gen()
-            .inference_with(
-                &tokens,
-                &voice.s3gen_prompt,
-                &fixture.noise("flow_z"),
-                &excitation,
-            )
+            .inference_with(&tokens, &voice.s3gen_prompt, &fixture.s3gen_noise())
             .unwrap();
         let expected_wav = fixture.output("wav").flatten_all().unwrap();
         let wav = Tensor::new(wav, &Device::Cpu).unwrap();

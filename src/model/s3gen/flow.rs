@@ -2,7 +2,7 @@
 //! generated speech tokens through the upsampling conformer, then the flow-matching decoder
 //! conditioned on the prompt's mel and the speaker's x-vector.
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, Module, Result, Shape, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -93,24 +93,16 @@ impl CausalMaskedDiffWithXvec {
         })
     }
 
-    /// Mel frames the decoder solves for, prompt included: the noise `inference` needs is
-    /// (1, output_size, this).
-    pub fn total_frames(&self, prompt: &FlowPrompt, tokens: usize) -> usize {
-        (prompt.prompt_token.len() + tokens) * self.config.token_mel_ratio
-    }
-
-    pub fn output_size(&self) -> usize {
-        self.config.output_size
-    }
-
-    /// `inference(..., finalize=True)` for one utterance: (1, 80, 2·tokens) mel of the generated
-    /// part. `noise` is the solver's starting point z ~ N(0, 1), (1, 80, [`Self::total_frames`]),
-    /// prompt frames included, as the reference draws it over the whole sequence.
+    /// `inference(..., finalize=True)` for one utterance: the mel of the generated part,
+    /// (1, 80, 2·(prompt + generated tokens) − prompt mel frames), which is 2·tokens when the
+    /// prompt has two mel frames a token. `draw_noise` gives the solver's starting point
+    /// z ~ N(0, 1) for the shape asked, (1, 80, all frames), prompt frames included, as the
+    /// reference draws it over the whole sequence.
     pub fn inference(
         &self,
         tokens: &[u32],
         prompt: &FlowPrompt,
-        noise: &Tensor,
+        draw_noise: impl FnOnce(Shape) -> Result<Tensor>,
         n_timesteps: usize,
     ) -> Result<Tensor> {
         let vocab = self.config.vocab_size;
@@ -147,10 +139,18 @@ impl CausalMaskedDiffWithXvec {
             .contiguous()?;
         let total = mu.dim(2)?;
         let prompt_frames = prompt.prompt_feat.dim(1)?;
-        if prompt_frames > total || noise.dims() != [1, self.config.output_size, total] {
+        if prompt_frames >= total {
             candle_core::bail!(
-                "flow inputs disagree: {prompt_frames} prompt mel frames and noise {:?} for {total} frames",
-                noise.dims()
+                "the voice's prompt has {prompt_frames} mel frames, which leave none of the {total} for speech"
+            );
+        }
+        let shape = Shape::from((1, self.config.output_size, total));
+        let noise = draw_noise(shape.clone())?;
+        if noise.shape() != &shape {
+            candle_core::bail!(
+                "flow noise has shape {:?}, {total} frames need {:?}",
+                noise.dims(),
+                shape.dims()
             );
         }
         let cond = Tensor::cat(

@@ -2,7 +2,7 @@
 //! waveform through the flow and the HiFT vocoder, and `embed_ref`, which turns a reference
 //! clip into what the flow conditions on.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -120,49 +120,78 @@ impl S3Gen {
     /// `inference`: the trimmed and faded 24 kHz waveform of `tokens` in the prompt's voice, with
     /// the flow's noise and the vocoder's excitation drawn from `seed`.
     pub fn inference(&self, tokens: &[u32], prompt: &FlowPrompt, seed: u64) -> Result<Vec<f32>> {
-        let frames = self.flow.total_frames(prompt, tokens.len());
-        let flow_noise = noise::normal(
-            seed,
-            "s3gen.flow",
-            (1, self.flow.output_size(), frames),
-            &self.device,
-        )?;
-        let mel_frames = 2 * tokens.len();
-        let (phases, sine) = SourceExcitation::shapes(self.mel2wav.config(), 1, mel_frames);
-        let pi = std::f64::consts::PI;
-        let excitation = SourceExcitation {
-            phases: noise::uniform_tensor(
+        self.inference_with(
+            tokens,
+            prompt,
+            &SeededNoise {
                 seed,
-                "s3gen.hift.phases",
-                phases,
-                (-pi, pi),
-                &self.device,
-            )?,
-            noise: noise::normal(seed, "s3gen.hift.noise", sine, &self.device)?,
-        };
-        self.inference_with(tokens, prompt, &flow_noise, &excitation)
+                device: &self.device,
+            },
+        )
     }
 
-    /// [`Self::inference`] with the randomness given: `flow_noise` (1, 80, total frames) and the
-    /// vocoder's excitation for 2·tokens mel frames.
+    /// [`Self::inference`] with the randomness drawn from `noise`.
     pub fn inference_with(
         &self,
         tokens: &[u32],
         prompt: &FlowPrompt,
-        flow_noise: &Tensor,
-        excitation: &SourceExcitation,
+        noise: &dyn S3GenNoise,
     ) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             candle_core::bail!("no speech tokens to vocode");
         }
-        let mel = self
-            .flow
-            .inference(tokens, prompt, flow_noise, self.n_cfm_timesteps)?;
-        let wav = self.mel2wav.inference(&mel, excitation)?;
+        let mel = self.flow.inference(
+            tokens,
+            prompt,
+            |shape| noise.flow(shape),
+            self.n_cfm_timesteps,
+        )?;
+        // The flow returns fewer than 2·tokens frames when the prompt's mel outnumbers twice its
+        // tokens (a clip whose length is not a whole number of tokens), so the excitation is
+        // sized from the mel that came out.
+        let (phases, sine) = SourceExcitation::shapes(self.mel2wav.config(), 1, mel.dim(2)?);
+        let wav = self
+            .mel2wav
+            .inference(&mel, &noise.excitation(phases, sine)?)?;
         let mut wav = wav.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         for (sample, gain) in wav.iter_mut().zip(&self.trim_fade) {
             *sample *= gain;
         }
         Ok(wav)
+    }
+}
+
+/// Where S3Gen's random draws come from. Each is asked for once the tensor it joins exists,
+/// with the shape that tensor has, so no stage predicts another's length.
+pub trait S3GenNoise {
+    /// The solver's starting point z ~ N(0, 1): (1, 80, prompt + generated mel frames).
+    fn flow(&self, shape: Shape) -> Result<Tensor>;
+    /// SineGen's phases and noise, of [`SourceExcitation::shapes`].
+    fn excitation(&self, phases: Shape, noise: Shape) -> Result<SourceExcitation>;
+}
+
+/// The draws of one request seed, each stage from its own named stream.
+pub struct SeededNoise<'a> {
+    pub seed: u64,
+    pub device: &'a Device,
+}
+
+impl S3GenNoise for SeededNoise<'_> {
+    fn flow(&self, shape: Shape) -> Result<Tensor> {
+        noise::normal(self.seed, "s3gen.flow", shape, self.device)
+    }
+
+    fn excitation(&self, phases: Shape, sine: Shape) -> Result<SourceExcitation> {
+        let pi = std::f64::consts::PI;
+        Ok(SourceExcitation {
+            phases: noise::uniform_tensor(
+                self.seed,
+                "s3gen.hift.phases",
+                phases,
+                (-pi, pi),
+                self.device,
+            )?,
+            noise: noise::normal(self.seed, "s3gen.hift.noise", sine, self.device)?,
+        })
     }
 }

@@ -22,30 +22,47 @@ SR = 24000
 
 
 @contextmanager
-def injected(randn_like_draws: list, randn_draws: list, phases: torch.Tensor):
-    """torch.randn_like and torch.randn return the given tensors in order (the reference draws
-    the flow's z, SineGen's noise, then the source module's unused noise, which gets zeros);
-    SineGen's Uniform returns `phases`."""
+def injected(rng: np.random.Generator, phases: torch.Tensor):
+    """Every draw of S3Gen's inference comes from `rng` with the shape the reference asks for, so
+    the fixture records the lengths it really uses (a prompt whose mel has more frames than twice
+    its tokens makes the generated mel shorter than twice the tokens). torch.randn gives Turbo's
+    noised mels, the first torch.randn_like the flow's z, the second SineGen's noise, later ones
+    (the source module's unused noise) zeros; SineGen's Uniform returns `phases`. The yielded
+    dict holds afterwards `flow_z`, with the noised mels in its last frames as the solver uses
+    them, and `sine`."""
     real = torch.randn_like, torch.randn, hifigan.Uniform
-    like_queue, plain_queue = list(randn_like_draws), list(randn_draws)
+    like_draws, plain_draws = [], []
+
+    def normal(shape):
+        return torch.from_numpy(rng.standard_normal(tuple(shape)).astype(np.float32))
 
     def randn_like(like, **_):
-        value = like_queue.pop(0) if like_queue else torch.zeros_like(like)
-        assert value.shape == like.shape, (value.shape, like.shape)
+        value = normal(like.shape) if len(like_draws) < 2 else torch.zeros_like(like)
+        like_draws.append(value)
         return value.clone()
 
     def randn(*shape, **_):
-        value = plain_queue.pop(0)
-        assert tuple(value.shape) == tuple(shape if len(shape) > 1 else shape[0]), (value.shape, shape)
+        value = normal(shape[0] if len(shape) == 1 else shape)
+        plain_draws.append(value)
         return value.clone()
 
     _InjectedUniform.phases = phases
     torch.randn_like, torch.randn, hifigan.Uniform = randn_like, randn, _InjectedUniform
+    recorded = {}
     try:
-        yield
+        yield recorded
     finally:
         torch.randn_like, torch.randn, hifigan.Uniform = real
-    assert not like_queue and not plain_queue, "the reference drew less noise than expected"
+    assert len(like_draws) >= 2 and len(plain_draws) <= 1, "the reference drew other noise than expected"
+    z = like_draws[0].clone()
+    for noised in plain_draws:
+        z[..., z.shape[-1] - noised.shape[-1]:] = noised
+    recorded.update(flow_z=z, sine=like_draws[1])
+
+
+def phases_for(model, rng: np.random.Generator) -> torch.Tensor:
+    harmonics = model.mel2wav.nb_harmonics + 1
+    return torch.from_numpy(rng.uniform(-np.pi, np.pi, (1, harmonics, 1)).astype(np.float32))
 
 
 def build(meanflow: bool, full: bool):
@@ -59,33 +76,26 @@ def build(meanflow: bool, full: bool):
     return model, manifest
 
 
-def case(out_dir: Path, name: str, meanflow: bool, full: bool, config: dict):
+def case(out_dir: Path, name: str, meanflow: bool, full: bool, config: dict, trim_samples: int = 0):
+    """`trim_samples` cut from the reference make its 24 kHz length fall between two tokens."""
     model, manifest = build(meanflow, full)
-    reference = torch.from_numpy(speech(2.0 if not full else 10.0, SR))
+    reference = speech(2.0 if not full else 10.0, SR)
+    reference = torch.from_numpy(reference[:len(reference) - trim_samples])
     ref = model.embed_ref(reference, SR)
     rng = np.random.default_rng(7)
     count = 100 if full else 12
     tokens = torch.from_numpy(rng.integers(0, 6561, count)).long()
-    total = 2 * (ref["prompt_token"].shape[1] + count)
-    generated = 2 * count
-    flow_z = torch.from_numpy(rng.standard_normal((1, 80, total)).astype(np.float32))
-    noised = torch.from_numpy(rng.standard_normal((1, 80, generated)).astype(np.float32))
-    harmonics = model.mel2wav.nb_harmonics + 1
-    phases = torch.from_numpy(rng.uniform(-np.pi, np.pi, (1, harmonics, 1)).astype(np.float32))
-    sine = torch.from_numpy(rng.standard_normal((1, harmonics, generated * 480)).astype(np.float32))
-    with injected([flow_z, sine], [noised] if meanflow else [], phases):
+    phases = phases_for(model, rng)
+    with injected(rng, phases) as noise:
         wav, _ = model.inference(tokens, ref_dict=ref)
-    z = flow_z.clone()
-    if meanflow:
-        z[..., total - generated:] = noised
     assert torch.isfinite(wav).all()
-    print(f"  {name}: {count} tokens, prompt {ref['prompt_token'].shape[1]} tokens, "
-          f"wav {wav.shape[1]} samples, std {float(wav.std()):.3f}")
+    print(f"  {name}: {count} tokens, prompt {ref['prompt_token'].shape[1]} tokens and "
+          f"{ref['prompt_feat'].shape[1]} mel frames, wav {wav.shape[1]} samples, std {float(wav.std()):.3f}")
     write_fixture(out_dir, name, "s3gen_pipeline", dict(config, meanflow=meanflow, full=full), manifest,
                   inputs={"reference": reference, "tokens": tokens.int()},
                   outputs={"prompt_token": ref["prompt_token"].int(), "prompt_feat": ref["prompt_feat"],
                            "embedding": ref["embedding"], "wav": wav},
-                  noise={"flow_z": z, "phases": phases, "sine": sine})
+                  noise={"flow_z": noise["flow_z"], "phases": phases, "sine": noise["sine"]})
 
 
 def generate(out_dir: Path, full: bool):
@@ -97,3 +107,7 @@ def generate(out_dir: Path, full: bool):
     for meanflow in (True, False):
         case(out_dir, f"s3gen_pipeline_{'meanflow' if meanflow else 'cfg'}", meanflow, False,
              {"s3gen": s3gen_rust_config(meanflow)})
+        # 47 700 samples: 99 mel frames against 50 tokens, cut to 49, so the generated mel is 23
+        # frames for 12 tokens.
+        case(out_dir, f"s3gen_pipeline_{'meanflow' if meanflow else 'cfg'}_odd_prompt", meanflow, False,
+             {"s3gen": s3gen_rust_config(meanflow)}, trim_samples=300)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from chatterbox.models.s3gen import S3GEN_SR
 from chatterbox.tts_turbo import ChatterboxTurboTTS, Conditionals
 from transformers import AutoTokenizer
 
-from cases.s3gen_pipeline import injected
-from common import write_fixture
+from cases.s3gen_pipeline import injected, phases_for
+from common import speech, write_fixture
 
 TEXT = "Hello there, this is a serverless worker speaking with a borrowed voice."
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,20 +51,10 @@ def run(tts: ChatterboxTurboTTS, tokens: int, seed: int):
     rng = np.random.default_rng(seed)
 
     def inference(speech_tokens, ref_dict, **kwargs):
-        count = speech_tokens.shape[-1]
-        total = 2 * (ref_dict["prompt_token"].shape[1] + count)
-        generated = 2 * count
-        flow_z = rng.standard_normal((1, 80, total)).astype(np.float32)
-        noised = rng.standard_normal((1, 80, generated)).astype(np.float32)
-        harmonics = tts.s3gen.mel2wav.nb_harmonics + 1
-        phases = rng.uniform(-np.pi, np.pi, (1, harmonics, 1)).astype(np.float32)
-        sine = rng.standard_normal((1, harmonics, generated * 480)).astype(np.float32)
-        flow_z, noised, phases, sine = map(torch.from_numpy, (flow_z, noised, phases, sine))
-        with injected([flow_z, sine], [noised], phases):
+        phases = phases_for(tts.s3gen, rng)
+        with injected(rng, phases) as noise:
             out = real_inference(speech_tokens=speech_tokens, ref_dict=ref_dict, **kwargs)
-        z = flow_z.clone()
-        z[..., total - generated:] = noised
-        recorded.update(tokens=speech_tokens.clone(), flow_z=z, phases=phases, sine=sine)
+        recorded.update(noise, tokens=speech_tokens.clone(), phases=phases)
         return out
 
     tts.s3gen.inference = inference
@@ -74,12 +65,23 @@ def run(tts: ChatterboxTurboTTS, tokens: int, seed: int):
     return recorded
 
 
-def case(out_dir: Path, name: str, tts: ChatterboxTurboTTS, checkpoint: str, tokens: int):
+def case(out_dir: Path, name: str, tts: ChatterboxTurboTTS, checkpoint: str, tokens: int,
+         reference_seconds: float = 0.0):
+    """With `reference_seconds`, S3Gen's half of the built-in voice is replaced by `embed_ref` of
+    that much 24 kHz speech (T3's half stays, so the case needs no 16 kHz resampling, which the
+    port does differently), for a prompt whose mel and tokens disagree."""
+    inputs = {}
+    if reference_seconds:
+        reference = torch.from_numpy(speech(reference_seconds, S3GEN_SR))
+        tts.conds.gen = tts.s3gen.embed_ref(reference, S3GEN_SR)
+        inputs["reference"] = reference
+        gen = tts.conds.gen
+        print(f"  {name}: prompt {gen['prompt_token'].shape[1]} tokens, {gen['prompt_feat'].shape[1]} mel frames")
     recorded = run(tts, tokens, seed=0xE2E)
     wav = torch.from_numpy(recorded["wav"])
     print(f"  {name}: {tokens} greedy tokens, wav {wav.shape[0]} samples, std {float(wav.std()):.3f}")
     write_fixture(out_dir, name, "tts_e2e", {"checkpoint": checkpoint, "text": TEXT, "tokens": tokens}, {},
-                  inputs={}, outputs={"speech_tokens": recorded["tokens"].int(), "wav": wav},
+                  inputs=inputs, outputs={"speech_tokens": recorded["tokens"].int(), "wav": wav},
                   noise={k: recorded[k] for k in ("flow_z", "phases", "sine")})
 
 
@@ -91,3 +93,6 @@ def generate(out_dir: Path, full: bool):
         case(out_dir, "tts_e2e_turbo_full", tts, str(directory), tokens=150)
         return
     case(out_dir, "tts_e2e_turbo_tiny", tiny_turbo(), str(TINY.relative_to(ROOT)), tokens=12)
+    # 6.23 s: 149 520 samples at 24 kHz, 311 mel frames against 156 tokens (cut to 155).
+    case(out_dir, "tts_e2e_turbo_tiny_odd_clip", tiny_turbo(), str(TINY.relative_to(ROOT)), tokens=12,
+         reference_seconds=6.23)
