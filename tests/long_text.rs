@@ -114,6 +114,46 @@ async fn a_streamed_long_text_arrives_chunk_by_chunk_and_joins_to_the_result() {
     assert!((summed - output["duration_sec"].as_f64().unwrap()).abs() < 0.003);
 }
 
+/// Chunk joins at every speed a user may ask for, the bounds included: stretching changes each
+/// chunk's length and the pauses shrink with it, and still the streamed chunks add up to the
+/// result sample for sample.
+#[tokio::test]
+async fn chunk_joins_add_up_at_every_speed() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = api(volume.path()).await;
+    for speed in [0.25, 0.7, 1.37, 4.0] {
+        let (_, queued) = api
+            .post(
+                "/run",
+                json!({"input": {"task": "tts", "text": TEXT, "max_chunk_chars": 120, "seed": 5,
+                                 "speed_factor": speed, "stream": true}}),
+            )
+            .await;
+        let id = queued["id"].as_str().unwrap();
+        let status = api.until_final(id).await;
+        assert_eq!(status["status"], "COMPLETED", "x{speed}: {status}");
+        let output = &status["output"];
+        let chunks = output["chunks"].as_array().unwrap();
+        let pauses: Vec<f64> = chunks
+            .iter()
+            .map(|c| c["pause_ms"].as_f64().unwrap())
+            .collect();
+        // Two chunks; the first ends at the paragraph break.
+        assert_eq!(pauses, [600.0 / speed, 0.0], "x{speed}");
+        let (_, stream) = api.get(&format!("/stream/{id}")).await;
+        let joined: Vec<f32> = stream["stream"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|piece| audio(&piece["output"]).samples)
+            .collect();
+        let whole = audio(output);
+        assert_eq!(joined, whole.samples, "x{speed}");
+        let said = output["duration_sec"].as_f64().unwrap();
+        assert!((whole.duration_seconds() - said).abs() < 0.001, "x{speed}");
+    }
+}
+
 #[tokio::test]
 async fn one_seed_reproduces_a_chunked_text_and_without_stream_nothing_is_streamed() {
     let volume = tempfile::tempdir().unwrap();

@@ -107,4 +107,28 @@ mod tests {
         assert!(resample(&[], 8000, 16000).unwrap().is_empty());
         assert!(resample(&input, 0, 16000).is_err());
     }
+
+    /// Lengths around the converter's chunk (and far from it) between every pair of the rates
+    /// clips arrive at and leave in: the output always lasts as long as the input.
+    #[test]
+    fn every_length_between_every_pair_of_rates_keeps_its_duration() {
+        let rates = [8_000, 11_025, 16_000, 22_050, 24_000, 44_100, 48_000];
+        let lengths = [1, 2, 3, 5, 17, 331, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7, 48_017];
+        for from in rates {
+            for to in rates {
+                for n in lengths {
+                    let input: Vec<f32> = (0..n).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
+                    let output = resample(&input, from, to)
+                        .unwrap_or_else(|e| panic!("{n} samples: {e}"));
+                    let expected = n as f64 * f64::from(to) / f64::from(from);
+                    assert!(
+                        (output.len() as f64 - expected).abs() <= 1.0,
+                        "{n} samples {from}->{to}: {} samples, expected {expected}",
+                        output.len()
+                    );
+                    assert!(output.iter().all(|s| s.is_finite()));
+                }
+            }
+        }
+    }
 }

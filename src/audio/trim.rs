@@ -45,8 +45,9 @@ pub fn bounds(samples: &[f32], sample_rate: u32, threshold_ms: u64) -> Range<usi
 
     let (mut start, mut end) = (0, samples.len());
     if let (Some(first), Some(last)) = (first, last) {
-        let minimum = samples_for_ms(threshold_ms as f64, sample_rate);
         let guard = samples_for_ms(GUARD_MS, sample_rate);
+        // A silence no longer than the guard has nothing to give, whatever the threshold.
+        let minimum = samples_for_ms(threshold_ms as f64, sample_rate).max(guard);
         let sound_start = first * frame;
         let sound_end = ((last + 1) * frame).min(samples.len());
         if sound_start >= minimum {
@@ -127,5 +128,40 @@ mod tests {
         let silence = vec![0.0; 24_000];
         assert_eq!(trim(&silence, RATE, 50).0, silence);
         assert!(trim(&[], RATE, 50).0.is_empty());
+    }
+
+    /// Silences on either side just under, at and over the threshold, at every rate and at
+    /// both ends of the threshold range: what is cut is exactly silence, the guard is kept, and
+    /// no sounding sample is lost.
+    #[test]
+    fn every_silence_around_the_threshold_at_every_rate_is_cut_exactly() {
+        for rate in [8_000, 16_000, 22_050, 24_000, 44_100, 48_000] {
+            for threshold in [THRESHOLD_RANGE_MS.0, DEFAULT_THRESHOLD_MS, THRESHOLD_RANGE_MS.1] {
+                let minimum = samples_for_ms(threshold as f64, rate);
+                let guard = samples_for_ms(GUARD_MS, rate);
+                for silence in [0, 1, minimum - 1, minimum, minimum + 1, 3 * minimum + 7] {
+                    for sound in [1, 333, rate as usize / 2 + 1] {
+                        let mut clip = vec![0.0; silence];
+                        clip.extend((0..sound).map(|i| 0.3 + 0.1 * (i as f32 * 0.3).sin()));
+                        clip.extend(std::iter::repeat_n(0.0, silence + 3));
+                        let range = bounds(&clip, rate, threshold);
+                        let case = format!("{rate} Hz, {threshold} ms, {silence}+{sound}");
+                        assert!(range.start <= silence && range.end >= silence + sound, "{case}");
+                        assert!(clip[..range.start].iter().all(|&s| s == 0.0), "{case}");
+                        assert!(clip[range.end..].iter().all(|&s| s == 0.0), "{case}");
+                        let frame = samples_for_ms(FRAME_MS, rate);
+                        if silence >= minimum + frame {
+                            assert!(range.start > 0 && silence - range.start <= guard + frame);
+                        }
+                        if silence < minimum {
+                            assert_eq!(range.start, 0, "{case}");
+                        }
+                        let (kept, info) = trim(&clip, rate, threshold);
+                        assert_eq!(kept.len(), range.len(), "{case}");
+                        assert_eq!(info.trimmed, range.len() < clip.len(), "{case}");
+                    }
+                }
+            }
+        }
     }
 }
