@@ -371,6 +371,38 @@ fn voices_json_names_a_reference_clip_and_is_reread_without_a_restart() {
     assert!(error.contains("voice"), "{error}");
 }
 
+/// Issue 16 as a user met it: a reference clip made by espeak-ng (22.05 kHz, 6.2322 s), whose
+/// 24 kHz mel has one frame more than twice its tokens, as the voice of both handlers; with
+/// a clip at the residue's edge (exactly 480) and one below it.
+#[test]
+fn voice_clips_of_any_length_speak_through_both_handlers() {
+    use chatterbox_worker::audio::wav::{SampleFormat, encode};
+    let volume = tempfile::tempdir().unwrap();
+    let prompts = volume.path().join("audio_prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for samples in [137_430, 117_747, 137_000] {
+        let clip: Vec<f32> = (0..samples)
+            .map(|i| 0.3 * (i as f32 * 130.0 * std::f32::consts::TAU / 22_050.0).sin())
+            .collect();
+        std::fs::write(
+            prompts.join("voice_alloy.wav"),
+            encode(&clip, 22_050, SampleFormat::Pcm16),
+        )
+        .unwrap();
+        let openai = json!({"input": {"model": "tts-1", "voice": "alloy", "input": "Hi.",
+                                      "response_format": "wav"}});
+        let custom = json!({"input": {"task": "tts", "text": "Hi.", "audio_prompt": "voice_alloy.wav",
+                                      "max_new_tokens": 12}});
+        for job in [openai, custom] {
+            let output = run_on_volume(volume.path(), job);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{samples} samples: {stdout}");
+            let clip = decoded_wav(&stdout_json(&output)["output"]);
+            assert!(clip.duration_seconds() > 0.1, "{samples} samples");
+        }
+    }
+}
+
 #[test]
 fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
     for job in ["openai_bare.json", "openai_proxy_speech.json"] {
