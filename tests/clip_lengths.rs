@@ -118,7 +118,10 @@ fn sweep_tts(variant: Variant, repo: &str, language: Option<&str>, all_rates: bo
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_speech(&case, &wav, 2 * tokens.len() - excess);
     }
-    assert!(odd > 0, "{variant}: no clip had a mel frame beyond its tokens");
+    assert!(
+        odd > 0,
+        "{variant}: no clip had a mel frame beyond its tokens"
+    );
 }
 
 #[test]

@@ -113,13 +113,25 @@ mod tests {
     #[test]
     fn every_length_between_every_pair_of_rates_keeps_its_duration() {
         let rates = [8_000, 11_025, 16_000, 22_050, 24_000, 44_100, 48_000];
-        let lengths = [1, 2, 3, 5, 17, 331, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7, 48_017];
+        let lengths = [
+            1,
+            2,
+            3,
+            5,
+            17,
+            331,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK + 7,
+            48_017,
+        ];
         for from in rates {
             for to in rates {
                 for n in lengths {
                     let input: Vec<f32> = (0..n).map(|i| 0.5 * (i as f32 * 0.05).sin()).collect();
-                    let output = resample(&input, from, to)
-                        .unwrap_or_else(|e| panic!("{n} samples: {e}"));
+                    let output =
+                        resample(&input, from, to).unwrap_or_else(|e| panic!("{n} samples: {e}"));
                     let expected = n as f64 * f64::from(to) / f64::from(from);
                     assert!(
                         (output.len() as f64 - expected).abs() <= 1.0,

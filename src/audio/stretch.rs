@@ -33,7 +33,10 @@ pub fn change_speed(
     // keeps every input sample and gives the duration the factor promises.
     let exact = (samples.len() as f64 / speed).round() as usize;
     let mut padded = samples.to_vec();
-    padded.resize(samples.len() + (sample_rate / END_PADDING_DIVISOR) as usize, 0.0);
+    padded.resize(
+        samples.len() + (sample_rate / END_PADDING_DIVISOR) as usize,
+        0.0,
+    );
     let mut stretched = wsola::stretch(&padded, rate, NonZeroU16::MIN, speed as f32)
         .map_err(|e| StretchError::Failed(e.to_string()))?;
     stretched.resize(exact, 0.0);
@@ -94,7 +97,9 @@ mod tests {
     #[test]
     fn any_length_at_any_rate_and_speed_lasts_exactly_as_the_factor_says() {
         for rate in [8_000, 16_000, 22_050, 24_000, 44_100, 48_000] {
-            for n in [1, 2, 7, 100, 479, 481, 961, 2_399, 4_801, 12_007, 24_001, 73_337] {
+            for n in [
+                1, 2, 7, 100, 479, 481, 961, 2_399, 4_801, 12_007, 24_001, 73_337,
+            ] {
                 let mut input: Vec<f32> = (0..n)
                     .map(|i| 0.4 * (i as f32 * 0.037).sin() + 0.1 * (i as f32 * 0.71).cos())
                     .collect();

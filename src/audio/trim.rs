@@ -136,7 +136,11 @@ mod tests {
     #[test]
     fn every_silence_around_the_threshold_at_every_rate_is_cut_exactly() {
         for rate in [8_000, 16_000, 22_050, 24_000, 44_100, 48_000] {
-            for threshold in [THRESHOLD_RANGE_MS.0, DEFAULT_THRESHOLD_MS, THRESHOLD_RANGE_MS.1] {
+            for threshold in [
+                THRESHOLD_RANGE_MS.0,
+                DEFAULT_THRESHOLD_MS,
+                THRESHOLD_RANGE_MS.1,
+            ] {
                 let minimum = samples_for_ms(threshold as f64, rate);
                 let guard = samples_for_ms(GUARD_MS, rate);
                 for silence in [0, 1, minimum - 1, minimum, minimum + 1, 3 * minimum + 7] {
@@ -146,7 +150,10 @@ mod tests {
                         clip.extend(std::iter::repeat_n(0.0, silence + 3));
                         let range = bounds(&clip, rate, threshold);
                         let case = format!("{rate} Hz, {threshold} ms, {silence}+{sound}");
-                        assert!(range.start <= silence && range.end >= silence + sound, "{case}");
+                        assert!(
+                            range.start <= silence && range.end >= silence + sound,
+                            "{case}"
+                        );
                         assert!(clip[..range.start].iter().all(|&s| s == 0.0), "{case}");
                         assert!(clip[range.end..].iter().all(|&s| s == 0.0), "{case}");
                         let frame = samples_for_ms(FRAME_MS, rate);
