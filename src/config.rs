@@ -25,6 +25,12 @@ pub const MAX_NEW_TOKENS_VAR: &str = "CHATTERBOX_MAX_NEW_TOKENS";
 pub const URL_MAX_BYTES_VAR: &str = "CHATTERBOX_URL_MAX_BYTES";
 pub const ALLOW_PRIVATE_URLS_VAR: &str = "CHATTERBOX_ALLOW_PRIVATE_URLS";
 pub const S3_URL_EXPIRY_VAR: &str = "CHATTERBOX_S3_URL_EXPIRY";
+pub const PRELOAD_VAR: &str = "CHATTERBOX_PRELOAD";
+/// Bearer keys for `serve`'s `/v1` routes: one key, or a file of them, one per line.
+pub const API_KEY_VAR: &str = "API_KEY";
+pub const API_KEY_FILE_VAR: &str = "API_KEY_FILE";
+/// `*` or a comma-separated list of origins allowed to call `serve` from a browser.
+pub const CORS_ORIGINS_VAR: &str = "CORS_ALLOW_ORIGINS";
 /// The Perth weights' file name in the resemble-perth package.
 pub const PERTH_CHECKPOINT_FILE: &str = "perth_net_250000.pth.tar";
 
@@ -48,6 +54,8 @@ pub enum ConfigError {
     Device(String),
     #[error("{DTYPE_VAR}: {0}")]
     DType(String),
+    #[error("{API_KEY_FILE_VAR}: {0}")]
+    ApiKeyFile(String),
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +71,58 @@ pub struct Settings {
     pub s3_url_expiry: std::time::Duration,
     /// How audio named by a URL is fetched.
     pub fetch: FetchPolicy,
+    /// Load the model at start instead of at the first request.
+    pub preload: bool,
+    pub api: ApiSettings,
+}
+
+/// Who may call `serve`'s HTTP API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiSettings {
+    /// Bearer keys `/v1` requires; none: open.
+    pub keys: Vec<String>,
+    pub cors: CorsOrigins,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CorsOrigins {
+    /// No CORS headers: browsers on other origins are refused by their own rules.
+    #[default]
+    None,
+    Any,
+    List(Vec<String>),
+}
+
+impl ApiSettings {
+    fn from_lookup(set: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut keys: Vec<String> = set(API_KEY_VAR).into_iter().collect();
+        if let Some(path) = set(API_KEY_FILE_VAR) {
+            let text = std::fs::read_to_string(path.trim())
+                .map_err(|e| ConfigError::ApiKeyFile(format!("cannot read {path}: {e}")))?;
+            let listed: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_string)
+                .collect();
+            if listed.is_empty() {
+                return Err(ConfigError::ApiKeyFile(format!("{path} lists no key")));
+            }
+            keys.extend(listed);
+        }
+        let keys = keys.into_iter().map(|k| k.trim().to_string()).collect();
+        let cors = match set(CORS_ORIGINS_VAR) {
+            None => CorsOrigins::None,
+            Some(v) if v.trim() == "*" => CorsOrigins::Any,
+            Some(v) => CorsOrigins::List(
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
+        };
+        Ok(Self { keys, cors })
+    }
 }
 
 impl Settings {
@@ -169,6 +229,8 @@ impl Settings {
             s3_url_expiry,
             max_new_tokens,
             fetch,
+            preload: flag(PRELOAD_VAR, false)?,
+            api: ApiSettings::from_lookup(&set)?,
         })
     }
 }

@@ -54,10 +54,11 @@ async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
         volume = %settings.volume.root().display(),
         "--- Starting Serverless Worker ---"
     );
-    let handlers = Arc::new(Handlers::new(
-        settings.clone(),
-        Engine::new(settings.engine.clone()),
-    ));
+    let engine = Engine::new(settings.engine.clone());
+    if settings.preload {
+        engine.preload();
+    }
+    let handlers = Arc::new(Handlers::new(settings.clone(), engine));
     match mode {
         Mode::Local(test_input) => {
             let (body, succeeded) = local::run(handlers, test_input.as_deref()).await;
@@ -84,7 +85,7 @@ async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Mode::Serve(address) => {
-            serve_api(handlers, settings.concurrency, address).await?;
+            serve_api(handlers, &settings, address).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -92,7 +93,7 @@ async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
 
 async fn serve_api(
     handlers: Arc<Handlers>,
-    concurrency: usize,
+    settings: &Settings,
     address: ServeAddress,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown::on_signals().context("cannot watch for SIGTERM")?;
@@ -111,6 +112,7 @@ async fn serve_api(
         let app = serve::ping_app(handlers.clone());
         tokio::spawn(serve::serve(health, app, shutdown.clone()));
     }
-    serve::serve(listener, serve::app(handlers, concurrency), shutdown).await?;
+    let app = serve::app(handlers, settings.concurrency, settings.api.clone());
+    serve::serve(listener, app, shutdown).await?;
     Ok(())
 }

@@ -342,7 +342,7 @@ fn voices_json_names_a_reference_clip_and_is_reread_without_a_restart() {
     );
     assert_eq!(stdout_json(&output)["output"]["status"], "success");
 
-    let output = run_on_volume(volume.path(), job("echo"));
+    let output = run_on_volume(volume.path(), job("nobody"));
     assert!(!output.status.success());
     let error = stdout_json(&output)["error"].to_string();
     assert!(

@@ -211,7 +211,7 @@ async fn chunking_errors_name_their_field() {
 async fn openai_speech_speaks_a_long_input_whole() {
     let volume = tempfile::tempdir().unwrap();
     let api = api(volume.path()).await;
-    let input = "This sentence has some words in it. ".repeat(30);
+    let input = "This sentence has some words in it. ".repeat(12);
     let response = api
         .http
         .post(format!("{}/v1/audio/speech", api.base))
@@ -230,4 +230,78 @@ async fn openai_speech_speaks_a_long_input_whole() {
         "{}",
         clip.duration_seconds()
     );
+}
+
+/// `stream: true` beside RunPod's OpenAI proxy fields (what the local `/v1/audio/speech`
+/// sets): the pieces on `/stream`, put together, are one file of the asked format as long as
+/// the output says; the local route answers the same kind of file.
+#[tokio::test]
+async fn openai_speech_streams_one_file_in_every_format() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = api(volume.path()).await;
+    // Two chunks of text.
+    let input = "This sentence has some words in it. ".repeat(10);
+    for format in ["wav", "pcm", "mp3", "opus", "flac"] {
+        let request =
+            json!({"model": "tts-1", "voice": "alloy", "input": input, "response_format": format});
+        let (_, queued) = api
+            .post(
+                "/run",
+                json!({"input": {"openai_route": "/v1/audio/speech", "openai_input": request,
+                                 "stream": true}}),
+            )
+            .await;
+        let id = queued["id"].as_str().unwrap();
+        let status = api.until_final(id).await;
+        let output = &status["output"];
+        assert_eq!(output["streamed"], true, "{status}");
+        assert!(output.get("audio_base64").is_none());
+        let (_, stream) = api.get(&format!("/stream/{id}")).await;
+        let pieces = stream["stream"].as_array().unwrap();
+        let mut file = Vec::new();
+        for piece in pieces {
+            assert_eq!(piece["output"]["content_type"], output["content_type"]);
+            file.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(piece["output"]["audio_base64"].as_str().unwrap())
+                    .unwrap(),
+            );
+        }
+        // Written as it comes, except FLAC, whose header needs the whole audio.
+        let expected_pieces = if format == "flac" { 1 } else { 2 };
+        assert!(
+            pieces.len() >= expected_pieces,
+            "{format}: {}",
+            pieces.len()
+        );
+        let seconds = if format == "pcm" {
+            file.len() as f64 / 2.0 / 24_000.0
+        } else {
+            decode(&file).unwrap().duration_seconds()
+        };
+        let said = output["duration_sec"].as_f64().unwrap();
+        // MP3 written as it streams has no LAME tag: LAME's delay and padding stay.
+        let slack = if format == "mp3" { 0.1 } else { 0.001 };
+        assert!(
+            seconds >= said - 0.001 && seconds <= said + slack,
+            "{format}: {seconds} vs {said}"
+        );
+
+        let response = api
+            .http
+            .post(format!("{}/v1/audio/speech", api.base))
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            output["content_type"].as_str().unwrap()
+        );
+        let bytes = response.bytes().await.unwrap();
+        if format != "pcm" {
+            assert!(decode(&bytes).unwrap().duration_seconds() > 1.0, "{format}");
+        }
+    }
 }

@@ -66,19 +66,29 @@ fn turbo_speaks_with_the_builtin_voice_and_a_reference_clip() {
     let first = tts
         .generate("Hello there.", builtin, &options(Variant::Turbo, 7, 20))
         .unwrap();
-    // At most 20 tokens plus Turbo's three silence tokens, 960 samples each.
+    // At most 20 tokens plus Turbo's three silence tokens, 960 samples each, and the usage
+    // counts what was made.
+    assert!(
+        (4..=23).contains(&first.speech_tokens),
+        "{}",
+        first.speech_tokens
+    );
+    assert_eq!(first.samples.len(), first.speech_tokens * 960);
+    assert!(first.text_tokens >= 2, "{}", first.text_tokens);
+    let first = first.samples;
     assert_audio(&first, 3 * 960);
-    assert!(first.len() <= 23 * 960);
     let again = tts
         .generate("Hello there.", builtin, &options(Variant::Turbo, 7, 20))
-        .unwrap();
+        .unwrap()
+        .samples;
     assert_eq!(first, again, "one seed, one waveform");
 
     let clip = voice_clip(6.0, 22050);
     let voice = tts.prepare_conditionals(&clip, 22050, 0.0, true).unwrap();
     let speech = tts
         .generate("A new voice.", &voice, &options(Variant::Turbo, 3, 12))
-        .unwrap();
+        .unwrap()
+        .samples;
     assert_audio(&speech, 3 * 960);
 
     let short = tts.prepare_conditionals(&voice_clip(4.0, 24000), 24000, 0.0, true);
@@ -98,7 +108,8 @@ fn bf16_decode_weights_speak_on_the_cpu() {
             tts.builtin_voice().unwrap(),
             &options(Variant::Turbo, 7, 20),
         )
-        .unwrap();
+        .unwrap()
+        .samples;
     assert_audio(&speech, 3 * 960);
     // Turbo's mean-flow S3Gen is not voice conversion's.
     assert!(ChatterboxVC::sharing(&tts).is_none());
@@ -120,13 +131,14 @@ fn f16_models_take_f32_voices_and_noise() {
     let options = options(Variant::Turbo, 7, 12);
     let speech = tts
         .generate("Hello there.", tts.builtin_voice().unwrap(), &options)
-        .unwrap();
+        .unwrap()
+        .samples;
     assert_audio(&speech, 3 * 960);
     let voice = tts
         .prepare_conditionals(&voice_clip(6.0, 24000), 24000, 0.0, true)
         .unwrap();
     assert_audio(
-        &tts.generate("A voice.", &voice, &options).unwrap(),
+        &tts.generate("A voice.", &voice, &options).unwrap().samples,
         3 * 960,
     );
 
@@ -149,7 +161,10 @@ fn multilingual_speaks_a_language_from_pt_checkpoint_files() {
     let mut opts = options(Variant::Multilingual, 5, 16);
     opts.t3.sampling.temperature = 0.0;
     opts.language = Some("fr".into());
-    let speech = tts.generate("Bonjour à tous.", builtin, &opts).unwrap();
+    let speech = tts
+        .generate("Bonjour à tous.", builtin, &opts)
+        .unwrap()
+        .samples;
     assert_audio(&speech, 960);
     assert!(speech.len() <= 16 * 960);
 
@@ -170,7 +185,7 @@ fn english_speaks_with_guidance_and_voice_conversion_runs() {
     // Random weights rarely stop by themselves; greedy decoding is deterministic either way.
     opts.t3.sampling.temperature = 0.0;
     match tts.generate("Guided speech.", builtin, &opts) {
-        Ok(speech) => assert_audio(&speech, 960),
+        Ok(speech) => assert_audio(&speech.samples, 960),
         Err(e) => assert!(e.to_string().contains("stopped before"), "{e}"),
     }
 

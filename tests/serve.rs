@@ -233,7 +233,7 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
         (json!({"model": "tts-1", "voice": "alloy"}), 400, "input"),
         (
             json!({"model": "tts-1", "input": "x", "voice": "nobody"}),
-            404,
+            400,
             "voice",
         ),
         (
@@ -267,4 +267,162 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
         .await
         .unwrap();
     assert_eq!(models["object"], "list");
+}
+
+/// `stream_format: "sse"`, keys, listings and the headers every answer carries.
+#[tokio::test]
+async fn sse_events_keys_listings_and_headers() {
+    let volume = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let api = LocalApi::real(&[
+        ("CHATTERBOX_VOLUME", volume.path().display().to_string()),
+        (
+            "CHATTERBOX_CHECKPOINT_DIR",
+            root.join("tests/fixtures/checkpoints/tiny")
+                .display()
+                .to_string(),
+        ),
+        ("CHATTERBOX_MAX_NEW_TOKENS", "12".into()),
+        ("HF_ENDPOINT", "http://127.0.0.1:9".into()),
+        ("API_KEY", "sk-test".into()),
+        ("CORS_ALLOW_ORIGINS", "https://app.example".into()),
+    ])
+    .await;
+    let url = |path: &str| format!("{}{path}", api.base);
+    let body = json!({"model": "tts-1", "input": "Hello there. Second sentence here.",
+                      "voice": "alloy", "response_format": "pcm", "stream_format": "sse"});
+
+    // No key, a wrong key: OpenAI's 401, never retried. /ping stays open.
+    let missing = api
+        .http
+        .post(url("/v1/audio/speech"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.headers()["x-should-retry"], "false");
+    assert!(
+        missing.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    let error: Value = missing.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    let wrong = api
+        .http
+        .get(url("/v1/models"))
+        .bearer_auth("sk-tesT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = wrong.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_api_key");
+    assert_eq!(
+        api.http.get(url("/ping")).send().await.unwrap().status(),
+        200
+    );
+
+    // SSE: deltas of the file, then one done event with integer usage.
+    let response = api
+        .http
+        .post(url("/v1/audio/speech"))
+        .bearer_auth("sk-test")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    let (done, deltas) = events.split_last().unwrap();
+    assert!(!deltas.is_empty());
+    assert_eq!(done["type"], "speech.audio.done");
+    let usage = &done["usage"];
+    let (input, output) = (
+        usage["input_tokens"].as_u64().unwrap(),
+        usage["output_tokens"].as_u64().unwrap(),
+    );
+    assert!(input > 2 && output > 0);
+    assert_eq!(usage["total_tokens"].as_u64().unwrap(), input + output);
+    let mut pcm = Vec::new();
+    for delta in deltas {
+        assert_eq!(delta["type"], "speech.audio.delta");
+        assert_eq!(delta.as_object().unwrap().len(), 2, "{delta}");
+        use base64::Engine as _;
+        pcm.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(delta["audio"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    assert_eq!(pcm.len() % 2, 0);
+    assert!(pcm.len() / 2 >= 2 * 960, "{} samples", pcm.len() / 2);
+
+    // Listings, answered without the model, in the shapes Open WebUI reads.
+    let get = |path: &'static str| {
+        let request = api.http.get(url(path)).bearer_auth("sk-test");
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let voices = get("/v1/audio/voices").await;
+    let ids: Vec<&str> = voices["voices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"alloy") && ids.contains(&"cedar") && ids.len() == 13,
+        "{voices}"
+    );
+    let models = get("/v1/audio/models").await;
+    assert_eq!(models["models"][3]["id"], "chatterbox-turbo");
+    let unknown = api
+        .http
+        .get(url("/v1/nothing"))
+        .bearer_auth("sk-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let error: Value = unknown.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "not_found");
+
+    // A browser's preflight is answered without a key, for the configured origin only.
+    let preflight = api
+        .http
+        .request(reqwest::Method::OPTIONS, url("/v1/audio/speech"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, x-stainless-os",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-headers"],
+        "authorization, x-stainless-os"
+    );
+    let other = api
+        .http
+        .get(url("/ping"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }

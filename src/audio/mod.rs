@@ -8,6 +8,7 @@ pub mod loudness;
 pub mod mp3;
 pub mod opus;
 pub mod resample;
+pub mod stream;
 pub mod stretch;
 pub mod trim;
 pub mod wav;

@@ -32,59 +32,133 @@ fn error(e: impl std::fmt::Display) -> OpusError {
 /// Encodes mono `samples` as an Ogg Opus file that decodes to exactly as many samples.
 pub fn encode(samples: &[f32], sample_rate: u32) -> Result<Vec<u8>, OpusError> {
     let resampled;
-    let (samples, encoder_rate) = if ENCODER_RATES.contains(&sample_rate) {
-        (samples, sample_rate)
+    let samples = if ENCODER_RATES.contains(&sample_rate) {
+        samples
     } else {
         resampled = resample::resample(samples, sample_rate, GRANULE_RATE).map_err(error)?;
-        (resampled.as_slice(), GRANULE_RATE)
+        resampled.as_slice()
     };
-    let mut encoder =
-        opus::Encoder::new(encoder_rate, Channels::Mono, Application::Audio).map_err(error)?;
-    encoder
-        .set_bitrate(Bitrate::Bits(BITRATE_BPS))
-        .map_err(error)?;
-    let lookahead = usize::try_from(encoder.get_lookahead().map_err(error)?).map_err(error)?;
-    let scale = (GRANULE_RATE / encoder_rate) as u64;
-    let pre_skip = lookahead as u64 * scale;
+    let rate = if ENCODER_RATES.contains(&sample_rate) {
+        sample_rate
+    } else {
+        GRANULE_RATE
+    };
+    let mut stream = OpusStream::new(rate, sample_rate)?;
+    let mut out = stream.push(samples)?;
+    out.extend(stream.finish()?);
+    Ok(out)
+}
 
-    let mut writer = PacketWriter::new(Vec::new());
-    let head = identification_header(pre_skip, sample_rate).map_err(error)?;
-    writer
-        .write_packet(head, STREAM_SERIAL, PacketWriteEndInfo::EndPage, 0)
-        .map_err(error)?;
-    writer
-        .write_packet(
-            comment_header(),
-            STREAM_SERIAL,
-            PacketWriteEndInfo::EndPage,
-            0,
-        )
-        .map_err(error)?;
+/// One Ogg Opus file written as its audio arrives: the headers first, then a page of packets
+/// per push, and at the end the last packet with the granule that trims the padding.
+pub struct OpusStream {
+    encoder: opus::Encoder,
+    writer: PacketWriter<'static, Vec<u8>>,
+    frame: usize,
+    lookahead: usize,
+    scale: u64,
+    pre_skip: u64,
+    /// Samples not yet filling a frame.
+    pending: Vec<f32>,
+    packets: u64,
+    samples: u64,
+}
 
-    // The encoder's lookahead delays everything: feed that much silence after the end.
-    let frame = (encoder_rate / FRAMES_PER_SECOND) as usize;
-    let mut padded = samples
-        .iter()
-        .map(|s| s.clamp(-1.0, 1.0))
-        .collect::<Vec<_>>();
-    let frames = (samples.len() + lookahead).div_ceil(frame).max(1);
-    padded.resize(frames * frame, 0.0);
-    let end_granule = pre_skip + samples.len() as u64 * scale;
-    for (index, chunk) in padded.chunks_exact(frame).enumerate() {
-        let packet = encoder.encode_vec_float(chunk, 4000).map_err(error)?;
-        let last = index + 1 == frames;
-        let (end, granule) = if last {
-            // The last granule below the decoded length tells players to drop the padding.
-            (PacketWriteEndInfo::EndStream, end_granule)
-        } else {
-            let decoded = ((index + 1) * frame) as u64 * scale;
-            (PacketWriteEndInfo::NormalPacket, decoded)
-        };
-        writer
-            .write_packet(packet, STREAM_SERIAL, end, granule)
+impl OpusStream {
+    /// `rate` must be one libopus encodes natively; `input_rate` is recorded in the header.
+    pub fn new(rate: u32, input_rate: u32) -> Result<Self, OpusError> {
+        if !ENCODER_RATES.contains(&rate) {
+            return Err(OpusError(format!("Opus cannot encode at {rate} Hz")));
+        }
+        let mut encoder =
+            opus::Encoder::new(rate, Channels::Mono, Application::Audio).map_err(error)?;
+        encoder
+            .set_bitrate(Bitrate::Bits(BITRATE_BPS))
             .map_err(error)?;
+        let lookahead = usize::try_from(encoder.get_lookahead().map_err(error)?).map_err(error)?;
+        let scale = u64::from(GRANULE_RATE / rate);
+        let pre_skip = lookahead as u64 * scale;
+        let mut writer = PacketWriter::new(Vec::new());
+        let head = identification_header(pre_skip, input_rate).map_err(error)?;
+        writer
+            .write_packet(head, STREAM_SERIAL, PacketWriteEndInfo::EndPage, 0)
+            .map_err(error)?;
+        writer
+            .write_packet(
+                comment_header(),
+                STREAM_SERIAL,
+                PacketWriteEndInfo::EndPage,
+                0,
+            )
+            .map_err(error)?;
+        Ok(Self {
+            encoder,
+            writer,
+            frame: (rate / FRAMES_PER_SECOND) as usize,
+            lookahead,
+            scale,
+            pre_skip,
+            pending: Vec::new(),
+            packets: 0,
+            samples: 0,
+        })
     }
-    Ok(writer.into_inner())
+
+    /// The pages `samples` complete. The final packet always comes from `finish`, which
+    /// flushes the encoder's lookahead (never zero), so it can carry the end-of-stream mark.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<u8>, OpusError> {
+        self.samples += samples.len() as u64;
+        self.pending
+            .extend(samples.iter().map(|s| s.clamp(-1.0, 1.0)));
+        let whole = self.pending.len() / self.frame * self.frame;
+        let frames: Vec<f32> = self.pending.drain(..whole).collect();
+        let count = frames.len() / self.frame;
+        for (index, frame) in frames.chunks_exact(self.frame).enumerate() {
+            let packet = self.encoder.encode_vec_float(frame, 4000).map_err(error)?;
+            // The page is closed after the last packet, so what is encoded so far can be sent.
+            let end = if index + 1 == count {
+                PacketWriteEndInfo::EndPage
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            self.write(packet, end)?;
+        }
+        Ok(std::mem::take(self.writer.inner_mut()))
+    }
+
+    /// The rest: the encoder's lookahead flushed with silence, and the last packet's granule
+    /// set so decoders return exactly the samples pushed.
+    pub fn finish(mut self) -> Result<Vec<u8>, OpusError> {
+        // The encoder's lookahead delays everything: feed that much silence after the end.
+        let total = self.pending.len() + self.lookahead;
+        let mut tail = std::mem::take(&mut self.pending);
+        let frames = total.div_ceil(self.frame).max(1);
+        tail.resize(frames * self.frame, 0.0);
+        let count = tail.len() / self.frame;
+        for (index, frame) in tail.chunks_exact(self.frame).enumerate() {
+            let packet = self.encoder.encode_vec_float(frame, 4000).map_err(error)?;
+            let end = if index + 1 == count {
+                PacketWriteEndInfo::EndStream
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            self.write(packet, end)?;
+        }
+        Ok(self.writer.into_inner())
+    }
+
+    fn write(&mut self, packet: Vec<u8>, end: PacketWriteEndInfo) -> Result<(), OpusError> {
+        self.packets += 1;
+        let granule = if matches!(end, PacketWriteEndInfo::EndStream) {
+            // The last granule below the decoded length tells players to drop the padding.
+            self.pre_skip + self.samples * self.scale
+        } else {
+            self.packets * self.frame as u64 * self.scale
+        };
+        self.writer
+            .write_packet(packet, STREAM_SERIAL, end, granule)
+            .map_err(error)
+    }
 }
 
 fn identification_header(pre_skip: u64, input_rate: u32) -> Result<Vec<u8>, String> {

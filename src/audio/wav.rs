@@ -13,15 +13,30 @@ pub enum SampleFormat {
 
 /// A mono WAV file. Samples beyond [-1, 1] are clipped in 16-bit PCM.
 pub fn encode(samples: &[f32], sample_rate: u32, format: SampleFormat) -> Vec<u8> {
+    let mut out = header(sample_rate, format, Some(samples.len()));
+    out.extend(data(samples, format));
+    out
+}
+
+/// The RIFF header for `samples` samples; `None` when the length is not known yet (a streamed
+/// file), which writes the largest sizes, as OpenAI's streamed WAV does, so players read on
+/// to the end of the stream.
+pub fn header(sample_rate: u32, format: SampleFormat, samples: Option<usize>) -> Vec<u8> {
     let (code, bits) = match format {
         SampleFormat::Pcm16 => (PCM, 16u16),
         SampleFormat::Float32 => (IEEE_FLOAT, 32u16),
     };
     let block_align = bits / 8;
-    let data_len = samples.len() * usize::from(block_align);
-    let mut out = Vec::with_capacity(44 + data_len);
+    let (riff_len, data_len) = match samples {
+        Some(n) => {
+            let data_len = (n * usize::from(block_align)) as u32;
+            (36 + data_len, data_len)
+        }
+        None => (u32::MAX, u32::MAX),
+    };
+    let mut out = Vec::with_capacity(44);
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len as u32).to_le_bytes());
+    out.extend_from_slice(&riff_len.to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&code.to_le_bytes());
@@ -31,14 +46,16 @@ pub fn encode(samples: &[f32], sample_rate: u32, format: SampleFormat) -> Vec<u8
     out.extend_from_slice(&block_align.to_le_bytes());
     out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data_len as u32).to_le_bytes());
-    for &sample in samples {
-        match format {
-            SampleFormat::Pcm16 => out.extend_from_slice(&to_i16(sample).to_le_bytes()),
-            SampleFormat::Float32 => out.extend_from_slice(&sample.to_le_bytes()),
-        }
-    }
+    out.extend_from_slice(&data_len.to_le_bytes());
     out
+}
+
+/// The data chunk's bytes for `samples`.
+pub fn data(samples: &[f32], format: SampleFormat) -> Vec<u8> {
+    match format {
+        SampleFormat::Pcm16 => pcm16(samples),
+        SampleFormat::Float32 => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+    }
 }
 
 /// Raw little-endian 16-bit PCM, OpenAI's `pcm` response format.

@@ -95,9 +95,26 @@ pub struct ConversionRequest {
 pub struct Speech {
     pub clip: Clip,
     pub watermarked: bool,
+    /// Text tokens read and speech tokens synthesised (none for voice conversion's text).
+    pub tokens: TokenUsage,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub text: usize,
+    pub speech: usize,
+}
+
+impl std::ops::AddAssign for TokenUsage {
+    fn add_assign(&mut self, other: Self) {
+        self.text += other.text;
+        self.speech += other.speech;
+    }
 }
 
 enum Command {
+    /// Load the model now rather than at the first request.
+    Preload,
     Speak(SpeechRequest, oneshot::Sender<Result<Speech, EngineError>>),
     Convert(
         ConversionRequest,
@@ -141,6 +158,15 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Starts loading the model in the background. Until it is loaded the state says
+    /// `Loading`, so a load balancer's health check waits for it (CHATTERBOX_PRELOAD).
+    pub fn preload(&self) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = EngineState::Loading;
+        if self.commands.send(Command::Preload).is_err() {
+            tracing::error!("the model thread has stopped");
+        }
     }
 
     pub async fn speak(&self, request: SpeechRequest) -> Result<Speech, EngineError> {

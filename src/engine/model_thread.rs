@@ -13,7 +13,7 @@ use super::checkpoints::{CheckpointSource, RepoFiles};
 use super::voice_cache::{VoiceCache, clip_key};
 use super::{
     Command, ConversionRequest, EngineConfig, EngineError, EngineState, Speech, SpeechRequest,
-    Voice,
+    TokenUsage, Voice,
 };
 use crate::audio::Clip;
 use crate::model::perth::PerthWatermarker;
@@ -33,6 +33,10 @@ pub(super) fn run(
     let mut models = Models::new(config, state, runtime);
     while let Ok(command) = commands.recv() {
         let outcome = catch_unwind(AssertUnwindSafe(|| match command {
+            Command::Preload => {
+                // A failure is in the state (and the log) for the health check to report.
+                let _ = models.tts();
+            }
             Command::Speak(request, reply) => {
                 let _ = reply.send(models.speak(request));
             }
@@ -231,10 +235,14 @@ impl Models {
             language: request.language,
             seed: request.seed,
         };
-        let samples = tts
+        let generated = tts
             .generate(&request.text, voice, &options)
             .map_err(generate_error)?;
-        self.finish(samples, request.watermark)
+        let tokens = TokenUsage {
+            text: generated.text_tokens,
+            speech: generated.speech_tokens,
+        };
+        self.finish(generated.samples, tokens, request.watermark)
     }
 
     fn convert(&mut self, request: ConversionRequest) -> Result<Speech, EngineError> {
@@ -261,13 +269,14 @@ impl Models {
         let samples = vc
             .generate(&source.samples, source.sample_rate, target, request.seed)
             .map_err(generate_error)?;
-        self.finish(samples, request.watermark)
+        self.finish(samples, TokenUsage::default(), request.watermark)
     }
 
     /// The reference's last stage: the Perth watermark, when wanted and installed.
     fn finish(
         &mut self,
         samples: Vec<f32>,
+        tokens: TokenUsage,
         watermark: Option<bool>,
     ) -> Result<Speech, EngineError> {
         let wanted = watermark.unwrap_or(self.config.watermark_by_default);
@@ -289,6 +298,7 @@ impl Models {
                 sample_rate: S3GEN_SR,
             },
             watermarked,
+            tokens,
         })
     }
 

@@ -12,7 +12,7 @@ use super::speech::engine_error;
 use super::text_chunks::{self, Boundary, TextChunk};
 use crate::audio::stretch::change_speed;
 use crate::audio::{Clip, reported_seconds, samples_for_ms, trim};
-use crate::engine::{Engine, SpeechRequest};
+use crate::engine::{Engine, SpeechRequest, TokenUsage};
 
 /// One chunk's part of the result, in `generation_info`.
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +39,7 @@ pub struct ChunkedSpeech {
     pub clip: Clip,
     pub watermarked: bool,
     pub chunks: Vec<ChunkInfo>,
+    pub tokens: TokenUsage,
 }
 
 /// Chunks join where the model left at least this much silence, cut to the trim guard; the
@@ -78,6 +79,7 @@ where
     let mut samples = Vec::new();
     let mut sample_rate = 0;
     let mut watermarked = true;
+    let mut tokens = TokenUsage::default();
     let mut infos = Vec::with_capacity(count);
     for (index, chunk) in chunks.iter().enumerate() {
         let seed = request.seed.wrapping_add(index as u64);
@@ -91,6 +93,7 @@ where
             .map_err(engine_error)?;
         sample_rate = speech.clip.sample_rate;
         watermarked &= speech.watermarked;
+        tokens += speech.tokens;
         let spoken = change_speed(&speech.clip.samples, sample_rate, speed)
             .map_err(|e| JobError::Internal(e.into()))?;
         let last = index + 1 == count;
@@ -129,6 +132,7 @@ where
         },
         watermarked,
         chunks: infos,
+        tokens,
     })
 }
 

@@ -9,6 +9,7 @@ mod delivery;
 pub mod error;
 mod library;
 pub mod openai;
+mod openai_stream;
 mod outputs;
 pub mod route;
 pub mod speech;
@@ -67,6 +68,8 @@ impl JobHandler for Handlers {
             settings: &self.settings,
             engine: &self.engine,
             voices: &self.voices,
+            job_input: &job.input,
+            events: &ctx,
         };
         let (api, result) = match route::classify(&job.input) {
             Route::OpenAiProxy { route, body } => {

@@ -5,11 +5,14 @@ use serde_json::{Map, Value, json};
 
 use super::delivery;
 use super::error::JobError;
+use super::openai_stream::{Framing, SpeechStream, usage};
 use super::speech::{VoiceSettings, named_voice, rand_seed, speed, token_limit};
 use super::{chunked, text_chunks};
 use crate::audio::format::{FormatError, OutputFormat};
 use crate::config::Settings;
 use crate::engine::{Engine, SpeechRequest};
+use crate::job::JobContext;
+use crate::model::tts::Variant;
 use crate::storage::voices::VoiceLibrary;
 
 /// OpenAI's own limit on `input`.
@@ -20,17 +23,51 @@ pub struct SpeechContext<'a> {
     pub settings: &'a Settings,
     pub engine: &'a Engine,
     pub voices: &'a VoiceLibrary,
+    /// The job's whole input: its `stream` switch sits beside `openai_route` in a proxy job.
+    pub job_input: &'a Value,
+    pub events: &'a JobContext,
 }
 
-/// Model names accepted in `model`; the OpenAI ones map to the configured Chatterbox model.
-pub const MODELS: &[&str] = &[
-    "tts-1",
-    "tts-1-hd",
-    "gpt-4o-mini-tts",
-    "chatterbox-turbo",
-    "chatterbox",
-    "chatterbox-multilingual",
-];
+/// OpenAI's model names, each served by the worker's Chatterbox model (as are the dated
+/// `gpt-4o-mini-tts-…` snapshots).
+const OPENAI_MODELS: &[&str] = &["tts-1", "tts-1-hd", "gpt-4o-mini-tts"];
+
+/// The id a Chatterbox model goes by in `model`.
+fn chatterbox_id(variant: Variant) -> &'static str {
+    match variant {
+        Variant::Turbo => "chatterbox-turbo",
+        Variant::English => "chatterbox",
+        Variant::Multilingual => "chatterbox-multilingual",
+    }
+}
+
+/// What `model` may name on a worker serving `variant`: the OpenAI names and that model's own.
+pub fn model_ids(variant: Variant) -> Vec<&'static str> {
+    let mut ids = OPENAI_MODELS.to_vec();
+    ids.push(chatterbox_id(variant));
+    ids
+}
+
+/// A Chatterbox model other than the loaded one is refused: the worker never answers with a
+/// different model than the one asked for.
+fn check_model(model: &str, variant: Variant) -> Result<(), JobError> {
+    let openai = OPENAI_MODELS.contains(&model) || model.starts_with("gpt-4o-mini-tts-");
+    let message = match model.parse::<Variant>() {
+        _ if openai => return Ok(()),
+        Ok(asked) if asked == variant => return Ok(()),
+        Ok(_) => format!(
+            "model {model:?} is not loaded on this worker, which serves {} (and the OpenAI \
+             names {})",
+            chatterbox_id(variant),
+            OPENAI_MODELS.join(", ")
+        ),
+        Err(_) => format!(
+            "model {model:?} is not served here; use one of: {}",
+            model_ids(variant).join(", ")
+        ),
+    };
+    Err(JobError::invalid(message, "model"))
+}
 
 /// A job from RunPod's `/openai/v1/…` proxy.
 pub async fn proxy(
@@ -46,10 +83,13 @@ pub async fn proxy(
     };
     match route.trim_end_matches('/') {
         "/v1/audio/speech" | "/audio/speech" => speech(body.unwrap_or(&Value::Null), context).await,
-        "/v1/models" | "/models" => Ok(models()),
+        "/v1/models" | "/models" => Ok(models(context.engine.model())),
+        "/v1/audio/models" | "/audio/models" => Ok(audio_models(context.engine.model())),
+        "/v1/audio/voices" | "/audio/voices" => Ok(voices(context.voices).await),
         other => Err(JobError::not_found(
             format!(
-                "unknown OpenAI route {other:?}; this worker serves /v1/audio/speech and /v1/models"
+                "unknown OpenAI route {other:?}; this worker serves /v1/audio/speech, \
+                 /v1/audio/voices, /v1/audio/models and /v1/models"
             ),
             "openai_route",
         )),
@@ -65,16 +105,7 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
             None,
         ));
     };
-    let model = required_text(fields, "model")?;
-    if !MODELS.contains(&model) {
-        return Err(JobError::invalid(
-            format!(
-                "model {model:?} is not served here; use one of: {}",
-                MODELS.join(", ")
-            ),
-            "model",
-        ));
-    }
+    check_model(required_text(fields, "model")?, context.engine.model())?;
     let input = required_text(fields, "input")?;
     if input.chars().count() > MAX_INPUT_CHARS {
         return Err(JobError::invalid(
@@ -98,7 +129,8 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
     };
     let format = response_format(fields)?;
     let speed = speed(fields, "speed")?;
-    check_unsupported_options(fields)?;
+    let framing = framing(fields, context.job_input)?;
+    check_instructions(fields)?;
     let chunks = chunked::plan_text(input, text_chunks::DEFAULT_MAX_CHUNK_CHARS, "input")?;
 
     let (voice, entry) = named_voice(voice, context.settings, context.voices).await?;
@@ -118,21 +150,27 @@ pub async fn speech(body: &Value, context: &SpeechContext<'_>) -> Result<Value, 
         norm_loudness: true,
         watermark: None,
     };
-    let clip = chunked::speak(engine, request, &chunks, speed, |_| async { Ok(()) })
-        .await?
-        .clip;
-    let sample_rate = clip.sample_rate;
-    let seconds = clip.reported_seconds();
-    let bytes = delivery::encode(clip, vec![format])
+    if let Some(framing) = framing {
+        let speech = SpeechStream::new(format, framing, context.events);
+        return speech.speak(engine, request, &chunks, speed).await;
+    }
+    let speech = chunked::speak(engine, request, &chunks, speed, |_| async { Ok(()) }).await?;
+    let (sample_rate, seconds) = (speech.clip.sample_rate, speech.clip.reported_seconds());
+    let bytes = delivery::encode(speech.clip, vec![format])
         .await?
         .pop()
         .unwrap_or_default();
+    let audio = base64::engine::general_purpose::STANDARD.encode(bytes);
     Ok(json!({
-        "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "audio_base64": audio,
         "content_type": format.content_type(),
         "format": format.name(),
         "sample_rate": sample_rate,
         "duration_sec": seconds,
+        "usage": usage(speech.tokens),
+        // The keys of the deployment this worker replaces (seed 003), for its clients.
+        "audio": audio,
+        "_content_type": format.content_type(),
     }))
 }
 
@@ -155,26 +193,34 @@ fn format_error(error: FormatError) -> JobError {
     JobError::invalid(error.to_string(), "response_format")
 }
 
-/// Options of the API this worker does not honour are refused rather than ignored, so a client
-/// never gets audio other than what it asked for. `instructions` is accepted and unused:
-/// Chatterbox takes no style prompt.
-fn check_unsupported_options(fields: &Map<String, Value>) -> Result<(), JobError> {
-    match fields.get("stream_format") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(f)) if f == "audio" => {}
-        Some(Value::String(f)) if f == "sse" => {
-            return Err(JobError::invalid(
-                "stream_format \"sse\" is not available; use \"audio\"",
-                "stream_format",
-            ));
-        }
+/// How the answer streams: `stream_format: "sse"` as OpenAI's events; `stream: true` (this
+/// worker's switch beside the proxy fields, which `serve` sets) as the file's bytes; else not.
+fn framing(fields: &Map<String, Value>, job_input: &Value) -> Result<Option<Framing>, JobError> {
+    let sse = match fields.get("stream_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "audio" => false,
+        Some(Value::String(f)) if f == "sse" => true,
         Some(_) => {
             return Err(JobError::invalid(
                 "stream_format must be \"audio\" or \"sse\"",
                 "stream_format",
             ));
         }
-    }
+    };
+    let stream = match job_input.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(JobError::invalid("stream must be true or false", "stream")),
+    };
+    Ok(match (sse, stream) {
+        (true, _) => Some(Framing::Sse),
+        (false, true) => Some(Framing::Audio),
+        (false, false) => None,
+    })
+}
+
+/// `instructions` is accepted and unused: Chatterbox takes no style prompt.
+fn check_instructions(fields: &Map<String, Value>) -> Result<(), JobError> {
     match fields.get("instructions") {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
         Some(_) => Err(JobError::invalid(
@@ -201,12 +247,34 @@ fn missing(key: &'static str) -> JobError {
 }
 
 /// `GET /v1/models`, in OpenAI's list shape.
-pub fn models() -> Value {
-    let data: Vec<Value> = MODELS
-        .iter()
+pub fn models(variant: Variant) -> Value {
+    let data: Vec<Value> = model_ids(variant)
+        .into_iter()
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "resemble-ai"}))
         .collect();
     json!({"object": "list", "data": data})
+}
+
+/// `GET /v1/audio/models`, as Open WebUI lists speech models.
+fn audio_models(variant: Variant) -> Value {
+    let models: Vec<Value> = model_ids(variant)
+        .into_iter()
+        .map(|id| json!({"id": id}))
+        .collect();
+    json!({"models": models})
+}
+
+/// `GET /v1/audio/voices`: voices.json's enabled voices (the OpenAI names without one), as
+/// Open WebUI reads them.
+async fn voices(library: &VoiceLibrary) -> Value {
+    let voices: Vec<Value> = library
+        .voices()
+        .await
+        .iter()
+        .filter(|(_, entry)| entry.enabled)
+        .map(|(id, _)| json!({"id": id, "name": id}))
+        .collect();
+    json!({"voices": voices})
 }
 
 #[cfg(test)]
@@ -218,10 +286,13 @@ mod tests {
         let settings = Settings::from_lookup(|_| None).unwrap();
         let engine = Engine::new(settings.engine.clone());
         let voices = VoiceLibrary::new(settings.volume.voices_json());
+        let events = JobContext::unheard();
         let context = SpeechContext {
             settings: &settings,
             engine: &engine,
             voices: &voices,
+            job_input: &Value::Null,
+            events: &events,
         };
         f(&context).await
     }
@@ -263,7 +334,7 @@ mod tests {
             ("response_format", json!("ogg")),
             ("speed", json!(9)),
             ("speed", json!("fast")),
-            ("stream_format", json!("sse")),
+            ("stream_format", json!("events")),
             ("instructions", json!(5)),
         ] {
             let error = refused(with(key, value.clone())).await;
@@ -287,9 +358,48 @@ mod tests {
 
     #[test]
     fn models_are_listed_in_openai_shape() {
-        let list = models();
+        let list = models(Variant::Multilingual);
         assert_eq!(list["object"], "list");
-        assert_eq!(list["data"][0]["id"], "tts-1");
-        assert_eq!(list["data"].as_array().unwrap().len(), MODELS.len());
+        let ids: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "tts-1",
+                "tts-1-hd",
+                "gpt-4o-mini-tts",
+                "chatterbox-multilingual"
+            ]
+        );
+        assert_eq!(
+            audio_models(Variant::Turbo)["models"][3],
+            json!({"id": "chatterbox-turbo"})
+        );
+    }
+
+    #[test]
+    fn only_the_loaded_chatterbox_model_is_accepted() {
+        for model in [
+            "tts-1",
+            "tts-1-hd",
+            "gpt-4o-mini-tts",
+            "gpt-4o-mini-tts-2025-12-15",
+        ] {
+            assert!(check_model(model, Variant::English).is_ok(), "{model}");
+        }
+        assert!(check_model("chatterbox", Variant::English).is_ok());
+        assert!(check_model("turbo", Variant::Turbo).is_ok());
+        let other = check_model("chatterbox-multilingual", Variant::Turbo).unwrap_err();
+        assert!(
+            other.to_string().contains("serves chatterbox-turbo"),
+            "{other}"
+        );
+        assert_eq!(param(other), "model");
+        let unknown = check_model("whisper-1", Variant::Turbo).unwrap_err();
+        assert!(unknown.to_string().contains("tts-1, tts-1-hd"), "{unknown}");
     }
 }

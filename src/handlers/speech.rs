@@ -177,10 +177,13 @@ pub(super) async fn named_voice(
     settings: &Settings,
     voices: &VoiceLibrary,
 ) -> Result<(Voice, VoiceEntry), JobError> {
-    let (_, entry) = voices.find(name).await.map_err(|e| match e {
-        VoiceError::Unknown { .. } => JobError::not_found(e.to_string(), "voice"),
-        VoiceError::Disabled(_) => JobError::invalid(e.to_string(), "voice"),
+    // A name that is not in the library is a bad request, as OpenAI answers it.
+    let found = voices.find(name).await.map_err(|e| match e {
+        VoiceError::Unknown { .. } | VoiceError::Disabled(_) => {
+            JobError::invalid(e.to_string(), "voice")
+        }
     })?;
+    let entry = found.entry;
     let folder = settings.volume.audio_prompts();
     let source = Source::Named {
         folder: &folder,
@@ -188,9 +191,7 @@ pub(super) async fn named_voice(
     };
     match audio_in::load(source, "voice", settings).await {
         Ok(clip) => Ok((Voice::Clip(Arc::new(clip)), entry)),
-        Err(JobError::NotFound { .. }) if !voices.status().await.from_file() => {
-            Ok((Voice::Builtin, entry))
-        }
+        Err(JobError::NotFound { .. }) if found.standard => Ok((Voice::Builtin, entry)),
         Err(error) => Err(error),
     }
 }
@@ -368,6 +369,7 @@ pub async fn tts(
     let mut speech = Speech {
         clip: spoken.clip,
         watermarked: spoken.watermarked,
+        tokens: spoken.tokens,
     };
     let clip = &mut speech.clip;
     // After the speed change, as the seeds order it.

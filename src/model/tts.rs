@@ -114,6 +114,16 @@ impl fmt::Display for Variant {
     }
 }
 
+/// A generation's waveform and its cost in tokens (the `usage` OpenAI's streams report).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub samples: Vec<f32>,
+    /// Text tokens T3 read, start and end markers included.
+    pub text_tokens: usize,
+    /// Speech tokens S3Gen turned into audio.
+    pub speech_tokens: usize,
+}
+
 /// Which files of a Hugging Face repository a variant loads.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointLayout {
@@ -432,11 +442,17 @@ impl ChatterboxTTS {
         text: &str,
         voice: &Conditionals,
         options: &SpeechOptions,
-    ) -> Result<Vec<f32>, GenerateError> {
-        let tokens = self.speech_tokens(text, voice, options)?;
-        Ok(self
+    ) -> Result<Generated, GenerateError> {
+        let text_tokens = self.tokenizer.encode(text, options.language.as_deref())?;
+        let tokens = self.speech_tokens_of(&text_tokens, voice, options)?;
+        let samples = self
             .s3gen
-            .inference(&tokens, &voice.s3gen_prompt, options.seed)?)
+            .inference(&tokens, &voice.s3gen_prompt, options.seed)?;
+        Ok(Generated {
+            samples,
+            text_tokens: text_tokens.len(),
+            speech_tokens: tokens.len(),
+        })
     }
 
     /// `generate`'s first stage: T3's speech tokens for `text`, filtered (and, for Turbo,
@@ -448,19 +464,28 @@ impl ChatterboxTTS {
         options: &SpeechOptions,
     ) -> Result<Vec<u32>, GenerateError> {
         let text_tokens = self.tokenizer.encode(text, options.language.as_deref())?;
+        self.speech_tokens_of(&text_tokens, voice, options)
+    }
+
+    fn speech_tokens_of(
+        &self,
+        text_tokens: &[u32],
+        voice: &Conditionals,
+        options: &SpeechOptions,
+    ) -> Result<Vec<u32>, GenerateError> {
         let prefix = self.prefix(voice, options.exaggeration)?;
         let uniforms = Uniforms::from_seed(options.seed, options.t3.max_new_tokens, &self.device)?;
         let tokens = match self.variant {
             Variant::Turbo => {
                 let generated =
                     self.t3
-                        .inference_turbo(&prefix, &text_tokens, &options.t3, &uniforms)?;
+                        .inference_turbo(&prefix, text_tokens, &options.t3, &uniforms)?;
                 tts_turbo::speech_tokens_for_s3gen(generated)
             }
             Variant::English | Variant::Multilingual => {
                 let generated = self
                     .t3
-                    .inference(&prefix, &text_tokens, &options.t3, &uniforms)?;
+                    .inference(&prefix, text_tokens, &options.t3, &uniforms)?;
                 drop_invalid_tokens(&generated)
             }
         };

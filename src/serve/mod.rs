@@ -1,7 +1,8 @@
 //! `chatterbox-worker serve`: a local HTTP API shaped like RunPod's public endpoint API
-//! (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`, `/health`), OpenAI's
-//! `/v1/audio/speech` and `/v1/models`, plus `/ping` for RunPod load-balancing endpoints.
+//! (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`, `/health`), OpenAI's speech API under
+//! `/v1` (optionally behind bearer keys), plus `/ping` for RunPod load-balancing endpoints.
 
+mod http;
 mod jobs;
 mod openai;
 
@@ -15,12 +16,13 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ApiSettings;
 use crate::job::{self, Job, JobHandler, Readiness};
 use crate::runpod::result::Reporter;
 use jobs::JobStore;
@@ -38,13 +40,39 @@ struct ApiState<H> {
     slots: Arc<Semaphore>,
 }
 
-/// The whole API. Jobs beyond `concurrency` wait `IN_QUEUE`.
-pub fn app<H: JobHandler>(handler: Arc<H>, concurrency: usize) -> Router {
+/// The whole API. Jobs beyond `concurrency` wait `IN_QUEUE`; `api` says who may call `/v1`
+/// and from which browser origins.
+pub fn app<H: JobHandler>(handler: Arc<H>, concurrency: usize, api: ApiSettings) -> Router {
     let state = Arc::new(ApiState {
         handler: handler.clone(),
         jobs: JobStore::default(),
         slots: Arc::new(Semaphore::new(concurrency.max(1))),
     });
+    let api = Arc::new(api);
+    let v1 = Router::new()
+        .route(
+            "/audio/speech",
+            post(|State(state), body| openai::speech::<H>(state, body))
+                .layer(DefaultBodyLimit::max(RUNSYNC_BODY_LIMIT)),
+        )
+        .route(
+            "/models",
+            get(|State(state)| openai::listing::<H>(state, "/v1/models")),
+        )
+        .route(
+            "/audio/models",
+            get(|State(state)| openai::listing::<H>(state, "/v1/audio/models")),
+        )
+        .route(
+            "/audio/voices",
+            get(|State(state)| openai::listing::<H>(state, "/v1/audio/voices")),
+        )
+        .fallback(openai::no_such_route)
+        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(
+            api.clone(),
+            http::require_key,
+        ));
     Router::new()
         .route(
             "/run",
@@ -58,15 +86,12 @@ pub fn app<H: JobHandler>(handler: Arc<H>, concurrency: usize) -> Router {
         .route("/stream/{id}", get(stream::<H>).post(stream::<H>))
         .route("/cancel/{id}", post(cancel::<H>))
         .route("/health", get(health::<H>))
-        .route(
-            "/v1/audio/speech",
-            post(|State(state), body| openai::speech::<H>(state, body))
-                .layer(DefaultBodyLimit::max(RUNSYNC_BODY_LIMIT)),
-        )
-        .route("/v1/models", get(|State(state)| openai::models::<H>(state)))
         .with_state(state)
+        .nest("/v1", v1)
         .merge(ping_app(handler))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn_with_state(api, http::cors))
+        .layer(middleware::from_fn(http::response_headers))
 }
 
 /// `/ping` alone, for a load balancer that checks health on its own port (`PORT_HEALTH`).

@@ -47,6 +47,16 @@ fn enabled_by_default() -> bool {
 
 pub type VoiceMap = BTreeMap<String, VoiceEntry>;
 
+/// A voice a request named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundVoice {
+    pub name: String,
+    pub entry: VoiceEntry,
+    /// One of OpenAI's names in the built-in mapping: when its clip is not on the volume, the
+    /// model's built-in voice speaks instead.
+    pub standard: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VoiceError {
     #[error("unknown voice {name:?}; available: {available}")]
@@ -152,21 +162,37 @@ impl VoiceLibrary {
         }
     }
 
-    /// The voice called `name` (or with `name` among its aliases), ignoring case.
-    pub async fn find(&self, name: &str) -> Result<(String, VoiceEntry), VoiceError> {
+    /// The voice called `name` (or with `name` among its aliases), ignoring case. OpenAI's
+    /// names always resolve: one that voices.json does not list keeps its built-in mapping.
+    pub async fn find(&self, name: &str) -> Result<FoundVoice, VoiceError> {
         let voices = self.voices().await;
+        let from_file = self.lock().from_file;
         let wanted = name.trim();
         let found = voices.iter().find(|(key, entry)| {
             key.eq_ignore_ascii_case(wanted)
                 || entry.aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
         });
         match found {
-            Some((key, entry)) if entry.enabled => Ok((key.clone(), entry.clone())),
-            Some((key, _)) => Err(VoiceError::Disabled(key.clone())),
-            None => Err(VoiceError::Unknown {
-                name: wanted.to_string(),
-                available: available(&voices),
+            Some((key, entry)) if entry.enabled => Ok(FoundVoice {
+                name: key.clone(),
+                entry: entry.clone(),
+                standard: !from_file,
             }),
+            Some((key, _)) => Err(VoiceError::Disabled(key.clone())),
+            None => match OPENAI_VOICES
+                .iter()
+                .find(|standard| standard.eq_ignore_ascii_case(wanted))
+            {
+                Some(standard) => Ok(FoundVoice {
+                    name: standard.to_string(),
+                    entry: standard_entry(standard),
+                    standard: true,
+                }),
+                None => Err(VoiceError::Unknown {
+                    name: wanted.to_string(),
+                    available: available(&voices),
+                }),
+            },
         }
     }
 
@@ -245,20 +271,21 @@ fn parse(bytes: &[u8]) -> Result<VoiceMap, String> {
 pub fn built_in() -> VoiceMap {
     OPENAI_VOICES
         .iter()
-        .map(|name| {
-            let entry = VoiceEntry {
-                audio_file: format!("voice_{name}.wav"),
-                description: format!("OpenAI voice name {name}"),
-                enabled: true,
-                aliases: Vec::new(),
-                exaggeration: None,
-                cfg_weight: None,
-                temperature: None,
-                language: None,
-            };
-            (name.to_string(), entry)
-        })
+        .map(|name| (name.to_string(), standard_entry(name)))
         .collect()
+}
+
+fn standard_entry(name: &str) -> VoiceEntry {
+    VoiceEntry {
+        audio_file: format!("voice_{name}.wav"),
+        description: format!("OpenAI voice name {name}"),
+        enabled: true,
+        aliases: Vec::new(),
+        exaggeration: None,
+        cfg_weight: None,
+        temperature: None,
+        language: None,
+    }
 }
 
 #[cfg(test)]
@@ -276,22 +303,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("voices.json");
         let library = VoiceLibrary::new(path.clone());
-        let (name, alloy) = library.find("ALLOY").await.unwrap();
+        let alloy = library.find("ALLOY").await.unwrap();
         assert_eq!(
-            (name.as_str(), alloy.audio_file.as_str()),
+            (alloy.name.as_str(), alloy.entry.audio_file.as_str()),
             ("alloy", "voice_alloy.wav")
         );
+        assert!(alloy.standard);
         assert_eq!(library.status().await.source, "built-in");
 
         write(
             &path,
             r#"{"narrator": {"audio_file": "n.wav", "aliases": ["alloy"], "exaggeration": 0.7}}"#,
         );
-        let (name, entry) = library.find("alloy").await.unwrap();
-        assert_eq!(name, "narrator");
-        assert_eq!(entry.exaggeration, Some(0.7));
-        let error = library.find("echo").await.unwrap_err().to_string();
-        assert_eq!(error, "unknown voice \"echo\"; available: narrator");
+        let alloy = library.find("alloy").await.unwrap();
+        assert_eq!(alloy.name, "narrator");
+        assert_eq!(alloy.entry.exaggeration, Some(0.7));
+        assert!(!alloy.standard);
+        // OpenAI's other names keep their built-in mapping; any other name is unknown.
+        let echo = library.find("Echo").await.unwrap();
+        assert_eq!((echo.name.as_str(), echo.standard), ("echo", true));
+        let error = library.find("nobody").await.unwrap_err().to_string();
+        assert_eq!(error, "unknown voice \"nobody\"; available: narrator");
 
         write(
             &path,
@@ -334,6 +366,9 @@ mod tests {
         assert!(library.status().await.error.is_some());
         write(&path, r#"{"guide": {"audio_file": "g2.wav"}}"#);
         assert_eq!(library.status().await.error, None);
-        assert_eq!(library.find("guide").await.unwrap().1.audio_file, "g2.wav");
+        assert_eq!(
+            library.find("guide").await.unwrap().entry.audio_file,
+            "g2.wav"
+        );
     }
 }

@@ -282,10 +282,18 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub async fn start<H: JobHandler>(handler: H, concurrency: usize) -> Self {
+        Self::start_with(handler, concurrency, Default::default()).await
+    }
+
+    pub async fn start_with<H: JobHandler>(
+        handler: H,
+        concurrency: usize,
+        api: chatterbox_worker::config::ApiSettings,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let app = chatterbox_worker::serve::app(Arc::new(handler), concurrency);
+        let app = chatterbox_worker::serve::app(Arc::new(handler), concurrency, api);
         tokio::spawn(chatterbox_worker::serve::serve(
             listener,
             app,
@@ -307,8 +315,12 @@ impl LocalApi {
         })
         .unwrap();
         let engine = chatterbox_worker::engine::Engine::new(settings.engine.clone());
+        if settings.preload {
+            engine.preload();
+        }
+        let api = settings.api.clone();
         let handlers = chatterbox_worker::handlers::Handlers::new(Arc::new(settings), engine);
-        Self::start(handlers, 1).await
+        Self::start_with(handlers, 1, api).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
