@@ -161,6 +161,50 @@ fn every_format_round_trips_through_our_decoder_and_ffmpeg() {
     );
 }
 
+/// AAC in ADTS: ours and ffmpeg decode it at its rate, holding the whole input after the
+/// encoder's priming (which ADTS cannot signal) and at most a few frames more, pitch kept.
+#[test]
+fn aac_decodes_with_ffmpeg_and_ours_at_every_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ffmpeg = ffmpeg_available();
+    for rate in [16_000, 22_050, 24_000, 44_100, 48_000] {
+        let input = tone(440.0, rate, 2.0, 0.5);
+        let bytes = OutputFormat::Aac.encode(&input, rate).unwrap();
+        let mut decoders = vec![("ours", audio::decode(&bytes).unwrap())];
+        if ffmpeg {
+            let path = dir.path().join(format!("tone_{rate}.aac"));
+            std::fs::write(&path, &bytes).unwrap();
+            let probe = ffmpeg_decode(&path);
+            assert_eq!(
+                (probe.codec.as_str(), probe.container.as_str()),
+                ("aac", "aac")
+            );
+            decoders.push((
+                "ffmpeg",
+                Clip {
+                    samples: probe.samples,
+                    sample_rate: probe.sample_rate,
+                },
+            ));
+        }
+        for (decoder, clip) in decoders {
+            assert_eq!(clip.sample_rate, rate, "{decoder} at {rate}");
+            let extra = clip.samples.len() as i64 - input.len() as i64;
+            assert!(
+                (0..=3 * 1024).contains(&extra),
+                "{decoder} at {rate}: {extra} more"
+            );
+            // Measured past the priming and before the padding, which are silence.
+            let tone = &clip.samples[4096..input.len()];
+            let hz = frequency(tone, rate);
+            assert!(
+                (hz - 440.0).abs() < 440.0 * 0.02,
+                "{decoder} at {rate}: {hz} Hz"
+            );
+        }
+    }
+}
+
 #[test]
 fn opus_at_rates_libopus_lacks_is_resampled_and_still_exact_in_length() {
     let input = tone(300.0, 44_100, 1.0, 0.4);
@@ -298,6 +342,7 @@ fn damaged_files_of_every_format_are_errors_or_audio_never_panics() {
         OutputFormat::Flac,
         OutputFormat::Mp3,
         OutputFormat::Opus,
+        OutputFormat::Aac,
     ] {
         let valid = format.encode(&input, 24_000).unwrap();
         for round in 0..150 {

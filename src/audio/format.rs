@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+#[cfg(feature = "aac")]
+use super::aac::{self, AacError};
 use super::flac::{self, FlacError};
 use super::mp3::{self, Mp3Error};
 use super::opus::{self, OpusError};
@@ -19,6 +21,7 @@ pub enum OutputFormat {
     Pcm,
     /// Ogg Opus.
     Opus,
+    /// AAC-LC in ADTS frames.
     Aac,
     Flac,
 }
@@ -27,11 +30,15 @@ pub enum OutputFormat {
 pub enum FormatError {
     #[error("unknown audio format {0:?}; expected one of mp3, opus, aac, flac, wav, pcm")]
     Unknown(String),
+    #[cfg(not(feature = "aac"))]
     #[error(
-        "aac output is not supported: no freely licensed AAC encoder is built in; use mp3, opus, \
-         flac, wav or pcm"
+        "aac output is not supported: this worker was built without its AAC encoder (the \
+         `aac` feature); use mp3, opus, flac, wav or pcm"
     )]
     AacNotSupported,
+    #[cfg(feature = "aac")]
+    #[error(transparent)]
+    Aac(#[from] AacError),
     #[error(transparent)]
     Mp3(#[from] Mp3Error),
     #[error(transparent)]
@@ -101,6 +108,7 @@ impl OutputFormat {
     /// Fails before any work is done for a format this build cannot write.
     pub fn check_available(self) -> Result<Self, FormatError> {
         match self {
+            #[cfg(not(feature = "aac"))]
             Self::Aac => Err(FormatError::AacNotSupported),
             other => Ok(other),
         }
@@ -114,6 +122,9 @@ impl OutputFormat {
             Self::Pcm => Ok(wav::pcm16(samples)),
             Self::Opus => Ok(opus::encode(samples, sample_rate)?),
             Self::Flac => Ok(flac::encode(samples, sample_rate)?),
+            #[cfg(feature = "aac")]
+            Self::Aac => Ok(aac::encode(samples, sample_rate)?),
+            #[cfg(not(feature = "aac"))]
             Self::Aac => Err(FormatError::AacNotSupported),
         }
     }
@@ -166,15 +177,19 @@ mod tests {
         );
         let error = OutputFormat::from_str("ogg").unwrap_err().to_string();
         assert!(error.contains("mp3, opus, aac, flac, wav, pcm"), "{error}");
-        let error = OutputFormat::Aac
-            .encode(&[0.0], 24000)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("not supported") && error.contains("use mp3"),
-            "{error}"
-        );
-        assert!(OutputFormat::Aac.check_available().is_err());
+        assert_eq!(OutputFormat::Aac.content_type(), "audio/aac");
+        #[cfg(not(feature = "aac"))]
+        {
+            let error = OutputFormat::Aac
+                .encode(&[0.0], 24000)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("not supported") && error.contains("use mp3"),
+                "{error}"
+            );
+            assert!(OutputFormat::Aac.check_available().is_err());
+        }
         assert!(OutputFormat::from_str("wav_float").is_err());
         assert_eq!(
             OutputFormat::from_export_name("WAV_float").unwrap(),

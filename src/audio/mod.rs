@@ -1,5 +1,7 @@
 //! Audio in and out of the worker. A leaf: no model, HTTP or storage code.
 
+#[cfg(feature = "aac")]
+pub mod aac;
 pub mod decode;
 pub mod flac;
 pub mod format;

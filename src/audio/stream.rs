@@ -1,8 +1,10 @@
 //! One output file written while its audio is still being made, for responses that stream:
 //! the bytes of every push, then of `finish`, put together are one valid file of the format.
-//! WAV, PCM, MP3 and Opus are written as they come; FLAC's header needs the whole audio, so it
+//! WAV, PCM, MP3, Opus and AAC are written as they come; FLAC's header needs the whole audio, so it
 //! comes out whole at the end.
 
+#[cfg(feature = "aac")]
+use super::aac::AacStream;
 use super::format::{FormatError, OutputFormat};
 use super::mp3::Mp3Stream;
 use super::opus::OpusStream;
@@ -18,6 +20,8 @@ enum Writer {
     },
     Mp3(Mp3Stream),
     Opus(OpusStream),
+    #[cfg(feature = "aac")]
+    Aac(AacStream),
     Whole {
         format: OutputFormat,
         sample_rate: u32,
@@ -40,14 +44,15 @@ impl StreamEncoder {
             ),
             OutputFormat::Mp3 => Writer::Mp3(Mp3Stream::new(sample_rate)?),
             OutputFormat::Opus => Writer::Opus(OpusStream::new(sample_rate, sample_rate)?),
-            OutputFormat::Flac | OutputFormat::Aac => {
-                format.check_available()?;
-                Writer::Whole {
-                    format,
-                    sample_rate,
-                    samples: Vec::new(),
-                }
-            }
+            #[cfg(feature = "aac")]
+            OutputFormat::Aac => Writer::Aac(AacStream::new(sample_rate)?),
+            #[cfg(not(feature = "aac"))]
+            OutputFormat::Aac => return Err(FormatError::AacNotSupported),
+            OutputFormat::Flac => Writer::Whole {
+                format,
+                sample_rate,
+                samples: Vec::new(),
+            },
         }))
     }
 
@@ -61,6 +66,8 @@ impl StreamEncoder {
             }
             Writer::Mp3(stream) => stream.push(samples)?,
             Writer::Opus(stream) => stream.push(samples)?,
+            #[cfg(feature = "aac")]
+            Writer::Aac(stream) => stream.push(samples)?,
             Writer::Whole { samples: all, .. } => {
                 all.extend_from_slice(samples);
                 Vec::new()
@@ -75,6 +82,8 @@ impl StreamEncoder {
             Writer::Plain { header, .. } => header.unwrap_or_default(),
             Writer::Mp3(stream) => stream.finish()?,
             Writer::Opus(stream) => stream.finish()?,
+            #[cfg(feature = "aac")]
+            Writer::Aac(stream) => stream.finish()?,
             Writer::Whole {
                 format,
                 sample_rate,
@@ -107,6 +116,8 @@ mod tests {
             OutputFormat::Mp3,
             OutputFormat::Opus,
             OutputFormat::Flac,
+            #[cfg(feature = "aac")]
+            OutputFormat::Aac,
         ] {
             let mut encoder = StreamEncoder::new(format, rate).unwrap();
             let mut file = Vec::new();
@@ -126,17 +137,19 @@ mod tests {
             };
             assert_eq!(clip.sample_rate, expected, "{format:?}");
             let seconds = clip.duration_seconds();
-            // MP3 without its tag keeps LAME's delay and padding: at most two frames more.
-            let slack = if format == OutputFormat::Mp3 {
-                2.0 * 576.0 / 24_000.0 + 0.06
-            } else {
-                1e-3
+            // MP3 without its tag keeps LAME's delay and padding: at most two frames more;
+            // ADTS keeps AAC's priming and pads to whole frames of 1 024.
+            let slack = match format {
+                OutputFormat::Mp3 => 2.0 * 576.0 / 24_000.0 + 0.06,
+                OutputFormat::Aac => 3.0 * 1024.0 / 24_000.0,
+                _ => 1e-3,
             };
             assert!(
                 seconds >= 1.3 - 1e-3 && seconds <= 1.3 + slack,
                 "{format:?}: {seconds}"
             );
         }
+        #[cfg(not(feature = "aac"))]
         assert!(StreamEncoder::new(OutputFormat::Aac, rate).is_err());
     }
 }

@@ -330,8 +330,8 @@ mod tests {
             body
         };
         for (key, value) in [
-            ("response_format", json!("aac")),
             ("response_format", json!("ogg")),
+            ("response_format", json!("m4a")),
             ("speed", json!(9)),
             ("speed", json!("fast")),
             ("stream_format", json!("events")),
