@@ -8,6 +8,7 @@ mod model_thread;
 mod voice_cache;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -122,10 +123,26 @@ enum Command {
     ),
 }
 
+/// What the model thread has done with the requests it was sent.
+#[derive(Debug, Default)]
+struct Counters {
+    run: AtomicU64,
+    /// Dropped unstarted because their caller had gone (a client that hung up).
+    abandoned: AtomicU64,
+}
+
+/// [`Counters`] at one moment, as the `info` job shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    pub run: u64,
+    pub abandoned: u64,
+}
+
 #[derive(Clone)]
 pub struct Engine {
     model: Variant,
     state: Arc<Mutex<EngineState>>,
+    counters: Arc<Counters>,
     commands: std::sync::mpsc::Sender<Command>,
 }
 
@@ -137,14 +154,19 @@ impl Engine {
         let model = config.model;
         let runtime = tokio::runtime::Handle::try_current().ok();
         let thread_state = Arc::clone(&state);
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("chatterbox-model".into())
-            .spawn(move || model_thread::run(config, thread_state, receiver, runtime))
+            .spawn(move || {
+                model_thread::run(config, thread_state, &thread_counters, receiver, runtime)
+            })
             .map(drop)
             .unwrap_or_else(|e| tracing::error!("cannot start the model thread: {e}"));
         Self {
             model,
             state,
+            counters,
             commands,
         }
     }
@@ -158,6 +180,13 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    pub fn requests(&self) -> RequestCounts {
+        RequestCounts {
+            run: self.counters.run.load(Ordering::Relaxed),
+            abandoned: self.counters.abandoned.load(Ordering::Relaxed),
+        }
     }
 
     /// Starts loading the model in the background. Until it is loaded the state says

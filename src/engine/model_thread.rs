@@ -4,16 +4,19 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
 
 use candle_core::{DType, Device};
 
 use super::checkpoints::{CheckpointSource, RepoFiles};
 use super::voice_cache::{VoiceCache, clip_key};
 use super::{
-    Command, ConversionRequest, EngineConfig, EngineError, EngineState, Speech, SpeechRequest,
-    TokenUsage, Voice,
+    Command, ConversionRequest, Counters, EngineConfig, EngineError, EngineState, Speech,
+    SpeechRequest, TokenUsage, Voice,
 };
 use crate::audio::Clip;
 use crate::model::perth::PerthWatermarker;
@@ -27,6 +30,7 @@ use crate::model::vc::{self, ChatterboxVC};
 pub(super) fn run(
     config: EngineConfig,
     state: Arc<Mutex<EngineState>>,
+    counters: &Counters,
     commands: Receiver<Command>,
     runtime: Option<tokio::runtime::Handle>,
 ) {
@@ -38,10 +42,14 @@ pub(super) fn run(
                 let _ = models.tts();
             }
             Command::Speak(request, reply) => {
-                let _ = reply.send(models.speak(request));
+                if still_wanted(&reply, counters) {
+                    let _ = reply.send(models.speak(request));
+                }
             }
             Command::Convert(request, reply) => {
-                let _ = reply.send(models.convert(request));
+                if still_wanted(&reply, counters) {
+                    let _ = reply.send(models.convert(request));
+                }
             }
         }));
         if outcome.is_err() {
@@ -51,6 +59,19 @@ pub(super) fn run(
             models.reset();
         }
     }
+}
+
+/// Whether anyone still waits for the reply: the request of a client that hung up while it
+/// was queued is dropped rather than run for nobody.
+fn still_wanted<T>(reply: &oneshot::Sender<T>, counters: &Counters) -> bool {
+    let wanted = !reply.is_closed();
+    let counter = if wanted {
+        &counters.run
+    } else {
+        &counters.abandoned
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    wanted
 }
 
 struct Models {

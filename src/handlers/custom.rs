@@ -70,6 +70,7 @@ fn info(job: &Job, settings: &Settings, engine: &Engine, voices: LibraryStatus) 
         "version": env!("CARGO_PKG_VERSION"),
         "model": engine.model(),
         "engine": engine.state(),
+        "model_requests": engine.requests(),
         "volume": settings.volume.summary(),
         "voices": voices,
         "s3": {
