@@ -230,7 +230,7 @@ impl Settings {
             max_new_tokens,
             fetch,
             preload: flag(PRELOAD_VAR, false)?,
-            api: ApiSettings::from_lookup(&set)?,
+            api: ApiSettings::from_lookup(set)?,
         })
     }
 }

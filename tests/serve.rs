@@ -2,14 +2,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use chatterbox_worker::config::Settings;
-use chatterbox_worker::engine::Engine;
-use chatterbox_worker::handlers::Handlers;
 use common::{LocalApi, Scripted};
 
 type Api = LocalApi;
@@ -150,21 +145,9 @@ async fn jobs_beyond_concurrency_wait_in_queue_and_can_be_cancelled() {
     );
 }
 
-/// The real handler on the tiny Turbo checkpoint, with a short token limit (random weights
-/// rarely stop by themselves).
+/// The real handler on the tiny Turbo checkpoint.
 async fn real_on_tiny_checkpoint(volume: &std::path::Path) -> Api {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let checkpoints = root.join("tests/fixtures/checkpoints/tiny");
-    let settings = Settings::from_lookup(|name| match name {
-        "CHATTERBOX_VOLUME" => Some(volume.display().to_string()),
-        "CHATTERBOX_CHECKPOINT_DIR" => Some(checkpoints.display().to_string()),
-        "CHATTERBOX_MAX_NEW_TOKENS" => Some("30".into()),
-        "HF_ENDPOINT" => Some("http://127.0.0.1:9".into()),
-        _ => None,
-    })
-    .unwrap();
-    let engine = Engine::new(settings.engine.clone());
-    Api::start(Handlers::new(Arc::new(settings), engine), 1).await
+    LocalApi::real(&common::tiny_checkpoint_vars(volume, 30)).await
 }
 
 #[tokio::test]
@@ -237,7 +220,7 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
             "voice",
         ),
         (
-            json!({"model": "tts-1", "input": "x", "voice": "alloy", "response_format": "aac"}),
+            json!({"model": "tts-1", "input": "x", "voice": "alloy", "response_format": "m4a"}),
             400,
             "response_format",
         ),
@@ -273,21 +256,10 @@ async fn v1_audio_speech_answers_audio_bytes_and_openai_errors() {
 #[tokio::test]
 async fn sse_events_keys_listings_and_headers() {
     let volume = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let api = LocalApi::real(&[
-        ("CHATTERBOX_VOLUME", volume.path().display().to_string()),
-        (
-            "CHATTERBOX_CHECKPOINT_DIR",
-            root.join("tests/fixtures/checkpoints/tiny")
-                .display()
-                .to_string(),
-        ),
-        ("CHATTERBOX_MAX_NEW_TOKENS", "12".into()),
-        ("HF_ENDPOINT", "http://127.0.0.1:9".into()),
-        ("API_KEY", "sk-test".into()),
-        ("CORS_ALLOW_ORIGINS", "https://app.example".into()),
-    ])
-    .await;
+    let mut vars = common::tiny_checkpoint_vars(volume.path(), 12);
+    vars.push(("API_KEY", "sk-test".into()));
+    vars.push(("CORS_ALLOW_ORIGINS", "https://app.example".into()));
+    let api = LocalApi::real(&vars).await;
     let url = |path: &str| format!("{}{path}", api.base);
     let body = json!({"model": "tts-1", "input": "Hello there. Second sentence here.",
                       "voice": "alloy", "response_format": "pcm", "stream_format": "sse"});
@@ -425,4 +397,112 @@ async fn sse_events_keys_listings_and_headers() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+/// A client that hangs up mid-stream frees the engine: the rest of its text is never spoken
+/// (the model thread's counts show it) and the next request is answered.
+#[tokio::test]
+async fn a_client_that_hangs_up_stops_its_speech() {
+    let volume = tempfile::tempdir().unwrap();
+    let api = LocalApi::real(&common::tiny_checkpoint_vars(volume.path(), 30)).await;
+    let sentence = "This sentence is one of many that make a text of several chunks. ";
+    let text = sentence.repeat(4000 / sentence.len());
+    let chunks = text.len().div_ceil(300);
+    assert!(chunks >= 14);
+    let speech = |input: &str| {
+        api.http
+            .post(format!("{}/v1/audio/speech", api.base))
+            .json(&json!({"model": "tts-1", "input": input, "voice": "alloy",
+                          "response_format": "pcm"}))
+            .send()
+    };
+
+    let mut response = speech(&text).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(response);
+
+    let next = speech("Hello there.").await.unwrap();
+    assert_eq!(next.status(), StatusCode::OK);
+    assert!(!next.bytes().await.unwrap().is_empty());
+    let info = api.job(json!({"task": "info"})).await.unwrap();
+    let run = info["model_requests"]["run"].as_u64().unwrap();
+    // The chunk in flight when the hang-up is noticed still finishes, and writes into a
+    // closed socket may succeed once or twice before it is noticed.
+    assert!(
+        (2..=6).contains(&run),
+        "{run} model runs for the first chunks of {chunks} and one more request"
+    );
+}
+
+/// A stand-in Hugging Face that holds every answer until released, then fails it.
+struct GatedHub {
+    endpoint: String,
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedHub {
+    async fn start() -> Self {
+        let (release, released) = tokio::sync::watch::channel(false);
+        let app = axum::Router::new().fallback(move || {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|open| *open).await;
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { endpoint, release }
+    }
+}
+
+/// /ping's answer until it is no longer `while_status` (a bound, so a hang fails).
+async fn ping_after(api: &Api, while_status: u16) -> u16 {
+    for _ in 0..3000 {
+        let status = api
+            .http
+            .get(format!("{}/ping", api.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status != while_status {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("/ping stayed {while_status}");
+}
+
+/// CHATTERBOX_PRELOAD=1: /ping says 204 while the engine loads, then 200 when it is ready or
+/// 503 when loading failed, as RunPod's load balancer reads it.
+#[tokio::test]
+async fn ping_follows_the_preloading_engine() {
+    let volume = tempfile::tempdir().unwrap();
+    let hub = GatedHub::start().await;
+    let api = LocalApi::real(&[
+        ("CHATTERBOX_VOLUME", volume.path().display().to_string()),
+        ("HF_ENDPOINT", hub.endpoint.clone()),
+        ("CHATTERBOX_PRELOAD", "1".into()),
+    ])
+    .await;
+    let ping = api.http.get(format!("{}/ping", api.base));
+    assert_eq!(ping.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    hub.release.send(true).unwrap();
+    assert_eq!(ping_after(&api, 204).await, 503);
+    let info = api.job(json!({"task": "info"})).await.unwrap();
+    assert_eq!(info["engine"]["state"], "failed", "{info}");
+    assert!(
+        info["engine"]["error"].as_str().unwrap().contains("500"),
+        "{info}"
+    );
+
+    let mut vars = common::tiny_checkpoint_vars(volume.path(), 12);
+    vars.push(("CHATTERBOX_PRELOAD", "1".into()));
+    let ready = LocalApi::real(&vars).await;
+    assert_eq!(ping_after(&ready, 204).await, 200);
 }

@@ -1,7 +1,8 @@
 //! OpenAI's own HTTP shape on the local API, for load-balancing endpoints and OpenAI clients:
 //! `POST /v1/audio/speech` streams the audio bytes with their content type (or OpenAI's SSE
-//! events), `GET /v1/models`, `/v1/audio/models` and `/v1/audio/voices` list what is served. Each request runs as a job through the same handler as queue jobs (RunPod's
-//! proxy input), so validation, voices and encoding are shared; errors keep OpenAI's JSON.
+//! events), `GET /v1/models`, `/v1/audio/models` and `/v1/audio/voices` list what is served.
+//! Each request runs as a job through the same handler as queue jobs (RunPod's proxy input), so
+//! validation, voices and encoding are shared; errors keep OpenAI's JSON.
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ pub(super) async fn speech<H: JobHandler>(state: Arc<ApiState<H>>, body: Bytes) 
     let sse = request["stream_format"] == "sse";
     let job = match proxy_job("/v1/audio/speech", request, true) {
         Ok(job) => job,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(slot) = state.slots.clone().acquire_owned().await else {
         return unavailable("the worker is shutting down".into());
@@ -58,14 +59,14 @@ pub(super) async fn speech<H: JobHandler>(state: Arc<ApiState<H>>, body: Bytes) 
         Some(Piece::End(outcome)) => {
             return match outcome_json(outcome) {
                 Ok(_) => server_error("the speech job returned no audio".into()),
-                Err(response) => response,
+                Err(response) => *response,
             };
         }
         None => {
             return server_error("speech generation failed; the worker log has the details".into());
         }
     };
-    let (content_type, frame): (String, fn(&Value) -> Result<Bytes, std::io::Error>) = if sse {
+    let (content_type, frame): (String, Framer) = if sse {
         ("text/event-stream".into(), sse_event)
     } else {
         (content_type_of(&first), audio_bytes)
@@ -91,6 +92,9 @@ pub(super) async fn speech<H: JobHandler>(state: Arc<ApiState<H>>, body: Bytes) 
         .into_response()
 }
 
+/// Turns one of the job's stream chunks into the body's next bytes.
+type Framer = fn(&Value) -> Result<Bytes, std::io::Error>;
+
 /// What the job sends the route: the audio file's pieces, then how it ended.
 enum Piece {
     Audio(Value),
@@ -114,12 +118,12 @@ fn audio_bytes(chunk: &Value) -> Result<Bytes, std::io::Error> {
 pub(super) async fn listing<H: JobHandler>(state: Arc<ApiState<H>>, route: &str) -> Response {
     let job = match proxy_job(route, Value::Null, false) {
         Ok(job) => job,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let finished = job::execute(state.handler.clone(), job, |_| async {}).await;
     match outcome_json(finished.outcome) {
         Ok(output) => Json(output).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -136,23 +140,24 @@ pub(super) async fn no_such_route() -> Response {
 }
 
 /// The route as a proxy job (RunPod's OpenAI input), `stream` set when the answer streams.
-fn proxy_job(route: &str, body: Value, stream: bool) -> Result<Job, Response> {
+fn proxy_job(route: &str, body: Value, stream: bool) -> Result<Job, Box<Response>> {
     Job::from_value(json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "input": {"openai_route": route, "openai_input": body, "stream": stream},
     }))
-    .map_err(|e| server_error(e.to_string()))
+    .map_err(|e| Box::new(server_error(e.to_string())))
 }
 
 /// A job's output, or its error as OpenAI's JSON with the matching status.
-fn outcome_json(outcome: Outcome) -> Result<Value, Response> {
-    match outcome {
-        Outcome::Output(output) => Ok(output),
-        Outcome::Error(error) => Err((status_of(&error), Json(error)).into_response()),
-        Outcome::Crashed { .. } => Err(server_error(
-            "speech generation failed; the worker log has the details".into(),
-        )),
-    }
+fn outcome_json(outcome: Outcome) -> Result<Value, Box<Response>> {
+    let failure = match outcome {
+        Outcome::Output(output) => return Ok(output),
+        Outcome::Error(error) => (status_of(&error), Json(error)).into_response(),
+        Outcome::Crashed { .. } => {
+            server_error("speech generation failed; the worker log has the details".into())
+        }
+    };
+    Err(Box::new(failure))
 }
 
 fn content_type_of(chunk: &Value) -> String {

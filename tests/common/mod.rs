@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -271,6 +272,23 @@ impl JobHandler for Scripted {
         }
         Outcome::Output(input.get("output").cloned().unwrap_or(input))
     }
+}
+
+/// A real handler's settings on the tiny Turbo checkpoint with `volume`, no network, and a
+/// short token limit (random weights rarely stop by themselves).
+pub fn tiny_checkpoint_vars(volume: &Path, max_new_tokens: u32) -> Vec<(&'static str, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    vec![
+        ("CHATTERBOX_VOLUME", volume.display().to_string()),
+        (
+            "CHATTERBOX_CHECKPOINT_DIR",
+            root.join("tests/fixtures/checkpoints/tiny")
+                .display()
+                .to_string(),
+        ),
+        ("CHATTERBOX_MAX_NEW_TOKENS", max_new_tokens.to_string()),
+        ("HF_ENDPOINT", "http://127.0.0.1:9".into()),
+    ]
 }
 
 /// `chatterbox-worker serve`'s app on 127.0.0.1, stopped when dropped.
