@@ -566,3 +566,47 @@ fn the_voice_library_test_inputs_upload_list_and_delete() {
             .exists()
     );
 }
+
+/// Seed 003's OpenAI example through the real job queue: the result keeps the old deployment's
+/// `audio` and `_content_type` beside today's fields, so its clients keep working unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_answers_seed_003s_openai_example_with_its_keys() {
+    let fake = FakeRunPod::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    fake.job(json!({"id": "seed-003", "input": {
+        "model": "tts-1",
+        "voice": "alloy",
+        "input": "Hello, this is a test of the OpenAI TTS API.",
+        "response_format": "mp3",
+    }}));
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .envs(fake.env())
+        .env("RUNPOD_ENDPOINT_ID", "ep-test")
+        .env("CHATTERBOX_VOLUME", dir.path().join("volume"))
+        .env(
+            "CHATTERBOX_CHECKPOINT_DIR",
+            root.join("tests/fixtures/checkpoints/tiny"),
+        )
+        .env("CHATTERBOX_MAX_NEW_TOKENS", "20")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fake.wait_until("the result", |f| !f.results_for("seed-003").is_empty())
+        .await;
+    sigterm_and_wait(child).await;
+    let results = fake.results_for("seed-003");
+    assert_eq!(results.len(), 1);
+    let output = &results[0].json()["output"];
+    assert_eq!(output["_content_type"], "audio/mpeg", "{output}");
+    assert_eq!(output["audio"], output["audio_base64"]);
+    let mp3 = base64::engine::general_purpose::STANDARD
+        .decode(output["audio"].as_str().unwrap())
+        .unwrap();
+    let clip = chatterbox_worker::audio::decode(&mp3).unwrap();
+    assert_eq!(clip.sample_rate, 24_000);
+    assert!(clip.duration_seconds() > 0.1);
+}
