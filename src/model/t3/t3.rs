@@ -293,7 +293,8 @@ impl T3 {
     }
 
     /// Samples until the stop token or `max_new_tokens`. The only device-to-host copy per step
-    /// is the sampled id (plus, for the alignment guard, its attention rows).
+    /// is the sampled id (plus, for the alignment guard, its attention rows, and the logits
+    /// where the sampler must run on the host: [`Sampler::device_for`]).
     fn generate(
         &self,
         mut decoding: Decoding<'_>,
@@ -302,7 +303,8 @@ impl T3 {
         uniforms: &Uniforms,
     ) -> Result<Vec<u32>> {
         let vocab = self.hp.speech_tokens_dict_size;
-        let sampler = Sampler::new(opts.sampling, order, vocab, &self.device)?;
+        let sampling_device = Sampler::device_for(&opts.sampling, vocab, &self.device);
+        let sampler = Sampler::new(opts.sampling, order, vocab, &sampling_device)?;
         let mut history = sampler.start_history(self.hp.start_speech_token)?;
         let mut guard = if decoding.watch.is_empty() {
             None
@@ -318,7 +320,8 @@ impl T3 {
                 let last_token = tokens.last().copied().unwrap_or(self.hp.start_speech_token);
                 logits = edits.apply(analyzer.step(&chunk, last_token), &logits)?;
             }
-            let next = sampler.sample(&logits, &history, &uniforms.at(step)?)?;
+            let uniform = uniforms.at(step)?.to_device(&sampling_device)?;
+            let next = sampler.sample(&logits.to_device(&sampling_device)?, &history, &uniform)?;
             let id = token_id(&next)?;
             // `no_token`: nothing could be drawn (the reference's "all logits are -inf" stop).
             if id == self.hp.stop_speech_token || id == sampler.no_token() {
@@ -326,7 +329,7 @@ impl T3 {
             }
             tokens.push(id);
             sampler.record(&mut history, &next, step)?;
-            decoding.step(&next)?;
+            decoding.step(&next.to_device(&self.device)?)?;
         }
         Ok(tokens)
     }

@@ -5,7 +5,8 @@
 //! multilingual) and `T3.inference_turbo`.
 //!
 //! Every step runs as Candle ops on the logits' device, so the token loop copies nothing between
-//! host and device except the sampled id, which the caller reads. `torch.multinomial` is replaced
+//! host and device except the sampled id, which the caller reads (on CUDA, a vocabulary too wide
+//! for candle's sort is sampled on the host instead: [`Sampler::device_for`]). `torch.multinomial` is replaced
 //! by an inverse CDF on injected uniforms (see [`Sampler::sample`]), which the parity harness
 //! (tools/parity/cases/t3_sampler.py) reproduces exactly.
 
@@ -20,6 +21,21 @@ pub const GREEDY_TEMPERATURE: f32 = 1e-5;
 /// candle 0.11.1's CUDA `arg_sort_last_dim` pads a row to the next power of two and keeps it in
 /// shared memory; above CUDA's default 48 KiB per block the kernel cannot launch.
 const CUDA_SORT_MAX_COLUMNS: usize = 48 * 1024 / 4;
+
+/// Whether top-k or top-p make the warp sort the logits.
+fn needs_sort(params: &SamplingParams, vocab: usize) -> bool {
+    (params.top_k > 1 && params.top_k < vocab) || params.top_p < 1.0
+}
+
+/// Whether candle's CUDA kernels can run the warp for `vocab` ids.
+fn cuda_can_sort(params: &SamplingParams, vocab: usize) -> bool {
+    !needs_sort(params, vocab) || vocab.next_power_of_two() <= CUDA_SORT_MAX_COLUMNS
+}
+
+/// Whether `device` can run the warp's sort for `vocab` ids (any width on the CPU).
+fn sorts_on(device: &Device, params: &SamplingParams, vocab: usize) -> bool {
+    !device.is_cuda() || cuda_can_sort(params, vocab)
+}
 
 /// The name under which [`Uniforms::from_seed`] draws from `random_weights::uniform`.
 const UNIFORM_STREAM: &str = "t3.sampler";
@@ -313,10 +329,7 @@ impl Sampler {
             constants: Constants::new(&params, vocab, device)?,
             prefix: PrefixSum::new(vocab, device)?,
         };
-        if device.is_cuda()
-            && sampler.needs_sort()
-            && vocab.next_power_of_two() > CUDA_SORT_MAX_COLUMNS
-        {
+        if !sorts_on(device, &params, vocab) {
             candle_core::bail!(
                 "top_k {} / top_p {} over {vocab} ids needs a sort that candle's CUDA arg_sort \
                  cannot launch above {CUDA_SORT_MAX_COLUMNS} columns",
@@ -325,6 +338,17 @@ impl Sampler {
             );
         }
         Ok(sampler)
+    }
+
+    /// Where a sampler for a model on `model_device` runs: there, unless its warp needs a sort
+    /// wider than candle's CUDA `arg_sort` launches (English and multilingual's 8194 ids with
+    /// top-p < 1); then on the host, which costs one copy of the V logits per token.
+    pub fn device_for(params: &SamplingParams, vocab: usize, model_device: &Device) -> Device {
+        if sorts_on(model_device, params, vocab) {
+            model_device.clone()
+        } else {
+            Device::Cpu
+        }
     }
 
     /// The id [`Sampler::sample`] returns when no token is possible (every processed logit is
@@ -467,10 +491,6 @@ impl Sampler {
         mask.where_cond(&self.constants.neg_inf_row, scores)
     }
 
-    fn needs_sort(&self) -> bool {
-        let p = &self.params;
-        (p.top_k > 1 && p.top_k < self.vocab) || p.top_p < 1.0
-    }
 
     /// Warps `logits` (V,) f32 and picks a token: a u32 (1,) tensor on the device, or
     /// [`Sampler::no_token`] when every processed logit is −inf.
@@ -750,6 +770,29 @@ mod tests {
             assert!(err.to_string().contains(name), "{name}: {err}");
         }
         assert!(Sampler::new(base, WarperOrder::Turbo, 0, &CPU).is_err());
+    }
+
+    #[test]
+    fn only_sorts_wider_than_cudas_leave_the_device() {
+        let english = SamplingParams::english();
+        let nucleus = SamplingParams {
+            top_p: 0.9,
+            ..english
+        };
+        let top_k = SamplingParams {
+            top_k: 50,
+            ..english
+        };
+        // English and multilingual's 8194 ids pad to 16384 columns, Turbo's 6563 to 8192.
+        for p in [nucleus, top_k, SamplingParams::turbo()] {
+            assert!(!cuda_can_sort(&p, 8194));
+            assert!(cuda_can_sort(&p, 6563));
+            assert!(cuda_can_sort(&p, 8192));
+        }
+        // Their defaults (min-p) and greedy decoding sort nothing.
+        assert!(cuda_can_sort(&english, 8194));
+        assert!(cuda_can_sort(&SamplingParams { top_k: 1, ..top_k }, 8194));
+        assert!(Sampler::device_for(&nucleus, 8194, &CPU).is_cpu());
     }
 
     #[test]
