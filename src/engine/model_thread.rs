@@ -82,7 +82,8 @@ struct Models {
     device: Option<Device>,
     tts: Option<ChatterboxTTS>,
     vc: Option<ChatterboxVC>,
-    watermarker: Option<PerthWatermarker>,
+    /// None until the first request that may be watermarked tries to load it.
+    watermarker: Option<Option<PerthWatermarker>>,
     tts_voices: VoiceCache<Conditionals>,
     vc_voices: VoiceCache<FlowPrompt>,
 }
@@ -326,16 +327,19 @@ impl Models {
     /// The watermarker, loaded once. Without its weights a request that asked for the
     /// watermark explicitly fails; the default quietly goes without (logged once at load).
     fn watermarker(&mut self, required: bool) -> Result<Option<&PerthWatermarker>, EngineError> {
-        if self.watermarker.is_none()
-            && let Some(path) = self.config.watermark_checkpoint.clone()
-        {
-            let device = self.device()?;
-            match PerthWatermarker::load(&path, &device) {
-                Ok(watermarker) => self.watermarker = Some(watermarker),
-                Err(e) => tracing::warn!("the Perth watermark is off: {e}"),
-            }
+        if self.watermarker.is_none() {
+            let loaded = match self.config.watermark_checkpoint.clone() {
+                Some(path) => {
+                    let device = self.device()?;
+                    PerthWatermarker::load(&path, &device)
+                        .inspect_err(|e| tracing::warn!("the Perth watermark is off: {e}"))
+                        .ok()
+                }
+                None => None,
+            };
+            self.watermarker = Some(loaded);
         }
-        match &self.watermarker {
+        match self.watermarker.as_ref().and_then(Option::as_ref) {
             Some(watermarker) => Ok(Some(watermarker)),
             None if required => Err(EngineError::Unavailable(
                 "the watermark was requested but its weights are not installed".into(),
