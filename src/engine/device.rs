@@ -35,14 +35,45 @@ impl DeviceChoice {
     pub fn open(self) -> Result<Device, String> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
-            Self::Auto => Device::cuda_if_available(0).map_err(|e| e.to_string()),
-            Self::Cuda(ordinal) => Device::new_cuda(ordinal).map_err(|e| match e {
-                candle_core::Error::NotCompiledWithCudaSupport => format!(
-                    "CUDA device {ordinal} was asked for, but this build has no CUDA support \
-                     (build with `--features cuda`)"
-                ),
-                other => format!("CUDA device {ordinal}: {other}"),
-            }),
+            Self::Cuda(ordinal) => open_cuda(ordinal),
+            Self::Auto => Ok(open_cuda(0).unwrap_or_else(|reason| {
+                if cfg!(feature = "cuda") {
+                    tracing::info!("no usable CUDA device ({reason}); running on the CPU");
+                }
+                Device::Cpu
+            })),
+        }
+    }
+}
+
+/// candle's CUDA device, or why there is none. A binary that loads CUDA's libraries at run
+/// time (tools/build-cuda.sh) panics inside cudarc on a host without them; that panic is
+/// caught, without printing it, and becomes the reason. The hook is swapped only for this
+/// call, made once per model load.
+fn open_cuda(ordinal: usize) -> Result<Device, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(candle_core::Error::NotCompiledWithCudaSupport)) => Err(format!(
+            "CUDA device {ordinal} was asked for, but this build has no CUDA support (build \
+             with `--features cuda`, or tools/build-cuda.sh)"
+        )),
+        Ok(Err(other)) => Err(format!("CUDA device {ordinal}: {other}")),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("cudarc panicked");
+            // cudarc goes on to list every file name it tried.
+            let message = message.split(" - searched").next().unwrap_or(message);
+            Err(format!(
+                "CUDA device {ordinal}: {message} (is the NVIDIA driver installed, and are \
+                 cuBLAS and cuRAND on the library path?)"
+            ))
         }
     }
 }
