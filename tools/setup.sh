@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # What a fresh machine (Rust, Python 3.11, Node.js, gcc) lacks: from Debian's packages CMake,
-# with which the opus crate builds libopus, and ffmpeg, the independent decoder of the tests;
-# then the official openai SDKs that tests/sdk.rs runs against `serve`, pinned in tools/sdk and
-# installed inside it. Installs nothing that is already there.
+# with which the opus crate builds libopus, ffmpeg, the independent decoder of the tests, and
+# ShellCheck, which tests/bootstrap.rs runs on the image's entry point; then the official
+# openai SDKs that tests/sdk.rs runs against `serve`, pinned in tools/sdk and installed inside
+# it. Installs nothing that is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v npm >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
     sudo=""
