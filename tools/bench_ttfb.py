@@ -2,7 +2,7 @@
 
 Starts `chatterbox-worker serve` (the binary given) on a free port with the environment it is
 run with, waits for /ping, speaks one warm-up request (the model load and the voice's
-conditioning are not what is measured), then times each format over several rounds. Python's
+conditioning are not what is measured), then times each format over several rounds, taking the formats in turn. Python's
 standard library only, so it runs anywhere the binary does.
 
     python3 tools/bench_ttfb.py BINARY [--rounds 3] [--sentences 6] [--formats pcm,mp3]
@@ -88,8 +88,13 @@ def main():
     try:
         wait_ready(port, worker)
         speak(port, text, "pcm")
-        for fmt in args.formats.split(","):
-            rounds = [speak(port, text, fmt) for _ in range(args.rounds)]
+        formats = args.formats.split(",")
+        # Rounds alternate between the formats, so the machine's drift spreads over all.
+        timings = {fmt: [] for fmt in formats}
+        for _ in range(args.rounds):
+            for fmt in formats:
+                timings[fmt].append(speak(port, text, fmt))
+        for fmt, rounds in timings.items():
             print(json.dumps({
                 "format": fmt,
                 "text_chars": len(text),
