@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use common::{FakeRunPod, Take};
+use common::{FakeRunPod, Take, sigterm_and_wait};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chatterbox-worker");
 
@@ -139,31 +139,6 @@ fn spawn_production(fake: &FakeRunPod, dir: &std::path::Path) -> std::process::C
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Sends SIGTERM and waits for a clean exit (20 s at most, so a hang fails).
-async fn sigterm_and_wait(mut child: std::process::Child) -> Output {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let output = tokio::task::spawn_blocking(move || {
-        for _ in 0..1000 {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        panic!("the worker did not exit after SIGTERM");
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,3 +198,88 @@ async fn a_jobs_s3_config_wins_and_wrong_credentials_fail_clearly() {
     let (_, output) = runsync(&plain, json!({"input": CONCAT()})).await;
     assert!(output.unwrap()["audio_base64"].is_string());
 }
+
+/// Secrets never reach a log line, not even at `RUST_LOG=trace` with every dependency's
+/// tracing on: the S3 keys, the platform's key, serve's key and a password inside an audio URL,
+/// through the real binary on the queue with an upload and a URL fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_at_trace_level() {
+    const S3_KEY: &str = "AKIDCHATTERBOXSECRET";
+    const S3_SECRET: &str = "s3-secret-7f3a9c";
+    const SERVE_KEY: &str = "sk-serve-secret-5521";
+    const URL_PASSWORD: &str = "url-password-8d1e";
+    let server = S3Server::start(S3_KEY, S3_SECRET, &["audio"]).await;
+    let volume = volume();
+    let clip = std::fs::read(volume.path().join("output/clip.wav")).unwrap();
+    let app = axum::Router::new().route(
+        "/clip.wav",
+        axum::routing::get(move || {
+            let clip = clip.clone();
+            async move { clip }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clip_host = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let fake = common::FakeRunPod::start().await;
+    let url = format!("http://listener:{URL_PASSWORD}@{clip_host}/clip.wav");
+    fake.job(
+        json!({"id": "with-url", "input": {"task": "concat", "segments": [
+            {"type": "file", "source": "clip.wav"},
+            {"type": "url", "url": url},
+        ]}}),
+    );
+    fake.job(json!({"id": "bad-url", "input": {"task": "concat", "segments": [
+        {"type": "url", "url": format!("http://listener:{URL_PASSWORD}@{clip_host}/missing.wav")},
+    ]}}));
+    // Trace logging fills a pipe long before the worker exits: the logs go to a file.
+    let log_path = volume.path().join("worker.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatterbox-worker"))
+        .current_dir(volume.path())
+        .envs(fake.env())
+        .env("RUST_LOG", "trace")
+        .env("CHATTERBOX_VOLUME", volume.path())
+        .env("CHATTERBOX_ALLOW_PRIVATE_URLS", "true")
+        .env("BUCKET_ENDPOINT_URL", &server.endpoint)
+        .env("BUCKET_ACCESS_KEY_ID", S3_KEY)
+        .env("BUCKET_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("BUCKET_NAME", "audio")
+        .env("API_KEY", SERVE_KEY)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    fake.wait_until("both results", |f| {
+        ["with-url", "bad-url"]
+            .iter()
+            .all(|id| !f.results_for(id).is_empty())
+    })
+    .await;
+    common::sigterm_and_wait(child).await;
+
+    let uploaded = fake.results_for("with-url")[0].json();
+    assert!(
+        uploaded["output"]["audio_url"].is_string(),
+        "the upload happened: {uploaded}"
+    );
+    let refused = fake.results_for("bad-url")[0].json();
+    assert!(refused["error"].is_string(), "{refused}");
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.lines().count() > 50, "trace logging is on:\n{logs}");
+    let posted: String = fake.seen().iter().map(|s| s.json().to_string()).collect();
+    for secret in [S3_SECRET, common::API_KEY, SERVE_KEY, URL_PASSWORD] {
+        let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
+        assert!(
+            leaks.is_empty(),
+            "{secret} is in the logs:\n{}",
+            leaks.join("\n")
+        );
+        let at = posted
+            .find(secret)
+            .map(|i| &posted[i.saturating_sub(300)..(i + 100).min(posted.len())]);
+        assert!(at.is_none(), "{secret} was posted: {at:?}");
+    }
+    // The access key id is no secret: every presigned URL carries it (X-Amz-Credential).
+}

@@ -23,6 +23,7 @@ impl Source<'_> {
     /// How errors call this source: the name, or "the inline audio".
     fn label(&self) -> String {
         match self {
+            Self::Named { name, .. } if is_url(name) => format!("{:?}", fetch::redacted(name)),
             Self::Named { name, .. } => format!("{:?}", name.chars().take(120).collect::<String>()),
             Self::Base64(_) => "the inline audio".into(),
         }

@@ -44,7 +44,7 @@ pub enum FetchError {
 
 /// The body of `url`.
 pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FetchError> {
-    let mut url = Url::parse(url).map_err(|_| FetchError::Invalid(shorten(url)))?;
+    let mut url = Url::parse(url).map_err(|_| FetchError::Invalid(redacted(url)))?;
     for _ in 0..=MAX_REDIRECTS {
         let response = request(&url, policy).await?;
         let status = response.status();
@@ -56,7 +56,7 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FetchErro
                 .ok_or(FetchError::Status(status.as_u16()))?;
             url = url
                 .join(location)
-                .map_err(|_| FetchError::Invalid(shorten(location)))?;
+                .map_err(|_| FetchError::Invalid(redacted(location)))?;
             continue;
         }
         if !status.is_success() {
@@ -70,11 +70,11 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Vec<u8>, FetchErro
 /// One request to `url`, connected to an address that passed the check.
 async fn request(url: &Url, policy: &FetchPolicy) -> Result<reqwest::Response, FetchError> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(FetchError::Scheme(shorten(url.as_str())));
+        return Err(FetchError::Scheme(redacted(url.as_str())));
     }
     let host = url
         .host_str()
-        .ok_or_else(|| FetchError::Invalid(shorten(url.as_str())))?;
+        .ok_or_else(|| FetchError::Invalid(redacted(url.as_str())))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare_host, port))
@@ -150,13 +150,68 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-fn shorten(text: &str) -> String {
-    text.chars().take(120).collect()
+/// `url` as results, errors and logs may show it: without a user name or password, with its
+/// query (a presigned URL's signature) and fragment elided, at most 120 characters. Text that
+/// does not parse as a URL loses everything from its last `@` back to its scheme instead.
+pub fn redacted(url: &str) -> String {
+    let shown = match Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            let elided = parsed.query().is_some() || parsed.fragment().is_some();
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            let mut shown = parsed.to_string();
+            if elided {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+            }
+            _ => url.to_string(),
+        },
+    };
+    shown.chars().take(120).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_urls_carry_no_credentials_or_signatures() {
+        for (url, shown) in [
+            (
+                "https://user:pw@example.com/a.wav",
+                "https://example.com/a.wav",
+            ),
+            (
+                "http://token@10.0.0.1:8080/a.wav",
+                "http://10.0.0.1:8080/a.wav",
+            ),
+            (
+                "https://b.s3.amazonaws.com/k.wav?X-Amz-Signature=abc#t",
+                "https://b.s3.amazonaws.com/k.wav?…",
+            ),
+            (
+                "https://example.com/plain.wav",
+                "https://example.com/plain.wav",
+            ),
+            ("http://us er:pw@bad host/x", "http://bad host/x"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redacted(url), shown, "{url}");
+        }
+        assert_eq!(
+            redacted(&format!("https://e.com/{}", "a".repeat(300)))
+                .chars()
+                .count(),
+            120
+        );
+    }
 
     #[test]
     fn private_and_special_addresses_are_not_public() {

@@ -394,3 +394,28 @@ impl LocalApi {
         panic!("job {id} never finished");
     }
 }
+
+/// Sends SIGTERM and waits for a clean exit (20 s at most, so a hang fails).
+pub async fn sigterm_and_wait(mut child: std::process::Child) -> std::process::Output {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let output = tokio::task::spawn_blocking(move || {
+        for _ in 0..1000 {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("the worker did not exit after SIGTERM");
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}

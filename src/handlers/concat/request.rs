@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::handlers::audio_in::{self, Source};
 use crate::handlers::error::JobError;
 use crate::handlers::speech::{Fields, seed, trim_request};
+use crate::storage::fetch;
 
 const MAX_SEGMENTS: usize = 200;
 /// Manual silences: `"(500ms)"`, `"(1.5s)"`.
@@ -112,7 +113,8 @@ fn file_entry<'a>(text: &'a str, output_dir: &'a Path) -> Result<Segment<'a>, Jo
 fn volume_file<'a>(name: &'a str, output_dir: &'a Path) -> Result<Segment<'a>, String> {
     if audio_in::is_url(name) {
         return Err(format!(
-            "{name:?} is a URL; files are names in output/ (use a segment of type \"url\")"
+            "{:?} is a URL; files are names in output/ (use a segment of type \"url\")",
+            fetch::redacted(name)
         ));
     }
     Ok(Segment::Audio {
@@ -154,11 +156,11 @@ fn typed_segment<'a>(
         Some("url") => {
             let url = text("url")?;
             if !audio_in::is_url(url) {
-                return Err(format!("{url:?} is not an http(s) URL"));
+                return Err(format!("{:?} is not an http(s) URL", fetch::redacted(url)));
             }
             Ok(Segment::Audio {
                 kind: "url",
-                label: url.to_string(),
+                label: fetch::redacted(url),
                 source: Source::Named {
                     folder: Path::new(""),
                     name: url,
