@@ -491,7 +491,6 @@ impl Sampler {
         mask.where_cond(&self.constants.neg_inf_row, scores)
     }
 
-
     /// Warps `logits` (V,) f32 and picks a token: a u32 (1,) tensor on the device, or
     /// [`Sampler::no_token`] when every processed logit is −inf.
     ///
