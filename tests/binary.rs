@@ -399,6 +399,35 @@ fn openai_speech_test_inputs_return_mp3_in_the_builtin_voice() {
     }
 }
 
+/// bootstrap.sh seeds voices.json from the example, whose clips are uploaded later: OpenAI's
+/// names still speak (the built-in voice) and the example's own voices say what is missing.
+#[test]
+fn the_seeded_example_voices_json_keeps_openai_names_speaking() {
+    let volume = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("voices.json.example"),
+        volume.path().join("voices.json"),
+    )
+    .unwrap();
+    for voice in ["alloy", "Nova", "cedar"] {
+        let output = run_on_volume(
+            volume.path(),
+            json!({"input": {"model": "tts-1", "input": "Hi.", "voice": voice,
+                             "response_format": "wav"}}),
+        );
+        assert!(output.status.success(), "{voice}: {}", stdout_json(&output));
+        assert!(stdout_json(&output)["output"]["duration_sec"].as_f64().unwrap() > 0.0);
+    }
+    let narrator = run_on_volume(
+        volume.path(),
+        json!({"input": {"model": "tts-1", "input": "Hi.", "voice": "narrator"}}),
+    );
+    assert!(!narrator.status.success());
+    let error = stdout_json(&narrator)["error"].to_string();
+    assert!(error.contains("not found"), "{error}");
+}
+
 #[test]
 fn a_project_saves_the_audio_and_its_metadata_under_output() {
     let volume = tempfile::tempdir().unwrap();

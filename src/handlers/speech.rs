@@ -191,7 +191,14 @@ pub(super) async fn named_voice(
     };
     match audio_in::load(source, "voice", settings).await {
         Ok(clip) => Ok((Voice::Clip(Arc::new(clip)), entry)),
-        Err(JobError::NotFound { .. }) if found.standard => Ok((Voice::Builtin, entry)),
+        Err(JobError::NotFound { .. }) if found.standard => {
+            tracing::info!(
+                "voice {:?}: {} is not in audio_prompts/; the built-in voice speaks",
+                found.name,
+                entry.audio_file
+            );
+            Ok((Voice::Builtin, entry))
+        }
         Err(error) => Err(error),
     }
 }

@@ -52,8 +52,9 @@ pub type VoiceMap = BTreeMap<String, VoiceEntry>;
 pub struct FoundVoice {
     pub name: String,
     pub entry: VoiceEntry,
-    /// One of OpenAI's names in the built-in mapping: when its clip is not on the volume, the
-    /// model's built-in voice speaks instead.
+    /// Asked for by one of OpenAI's names: when its clip is not on the volume, the model's
+    /// built-in voice speaks instead, so those names work on any volume (voices.json seeded
+    /// from the example names clips that are uploaded later).
     pub standard: bool,
 }
 
@@ -166,8 +167,10 @@ impl VoiceLibrary {
     /// names always resolve: one that voices.json does not list keeps its built-in mapping.
     pub async fn find(&self, name: &str) -> Result<FoundVoice, VoiceError> {
         let voices = self.voices().await;
-        let from_file = self.lock().from_file;
         let wanted = name.trim();
+        let openai_name = OPENAI_VOICES
+            .iter()
+            .find(|standard| standard.eq_ignore_ascii_case(wanted));
         let found = voices.iter().find(|(key, entry)| {
             key.eq_ignore_ascii_case(wanted)
                 || entry.aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
@@ -176,13 +179,10 @@ impl VoiceLibrary {
             Some((key, entry)) if entry.enabled => Ok(FoundVoice {
                 name: key.clone(),
                 entry: entry.clone(),
-                standard: !from_file,
+                standard: openai_name.is_some(),
             }),
             Some((key, _)) => Err(VoiceError::Disabled(key.clone())),
-            None => match OPENAI_VOICES
-                .iter()
-                .find(|standard| standard.eq_ignore_ascii_case(wanted))
-            {
+            None => match openai_name {
                 Some(standard) => Ok(FoundVoice {
                     name: standard.to_string(),
                     entry: standard_entry(standard),
@@ -318,7 +318,8 @@ mod tests {
         let alloy = library.find("alloy").await.unwrap();
         assert_eq!(alloy.name, "narrator");
         assert_eq!(alloy.entry.exaggeration, Some(0.7));
-        assert!(!alloy.standard);
+        assert!(alloy.standard, "asked for by an OpenAI name");
+        assert!(!library.find("narrator").await.unwrap().standard);
         // OpenAI's other names keep their built-in mapping; any other name is unknown.
         let echo = library.find("Echo").await.unwrap();
         assert_eq!((echo.name.as_str(), echo.standard), ("echo", true));
