@@ -8,7 +8,7 @@ mod model_thread;
 mod voice_cache;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::audio::Clip;
 pub use crate::model::t3::t3::GenerateOptions;
+use crate::model::t3::t3::StopSignal;
 pub use crate::model::tts::Variant;
 use checkpoints::CheckpointSource;
 
@@ -129,6 +130,8 @@ struct Counters {
     run: AtomicU64,
     /// Dropped unstarted because their caller had gone (a client that hung up).
     abandoned: AtomicU64,
+    /// Started, then ended between two tokens because their caller had gone.
+    stopped: AtomicU64,
 }
 
 /// [`Counters`] at one moment, as the `info` job shows them.
@@ -136,6 +139,7 @@ struct Counters {
 pub struct RequestCounts {
     pub run: u64,
     pub abandoned: u64,
+    pub stopped: u64,
 }
 
 #[derive(Clone)]
@@ -186,6 +190,7 @@ impl Engine {
         RequestCounts {
             run: self.counters.run.load(Ordering::Relaxed),
             abandoned: self.counters.abandoned.load(Ordering::Relaxed),
+            stopped: self.counters.stopped.load(Ordering::Relaxed),
         }
     }
 
@@ -198,7 +203,12 @@ impl Engine {
         }
     }
 
-    pub async fn speak(&self, request: SpeechRequest) -> Result<Speech, EngineError> {
+    /// Speaks `request`. Dropping the returned future (a client that hung up) stops the
+    /// generation at its next token.
+    pub async fn speak(&self, mut request: SpeechRequest) -> Result<Speech, EngineError> {
+        let hung_up = Arc::new(AtomicBool::new(false));
+        let _raise_on_drop = RaiseOnDrop(Arc::clone(&hung_up));
+        request.options.stop = StopSignal::new(move || hung_up.load(Ordering::Relaxed));
         self.call(|reply| Command::Speak(request, reply)).await
     }
 
@@ -219,6 +229,16 @@ impl Engine {
             tracing::error!("the model thread dropped a request");
             Err(EngineError::Internal)
         })
+    }
+}
+
+/// Raises its flag when dropped: held by the future that waits for a speech, so the flag says
+/// that nobody waits any more.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

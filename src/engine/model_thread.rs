@@ -43,7 +43,12 @@ pub(super) fn run(
             }
             Command::Speak(request, reply) => {
                 if still_wanted(&reply, counters) {
-                    let _ = reply.send(models.speak(request));
+                    let stop = request.options.stop.clone();
+                    let speech = models.speak(request);
+                    if stop.requested() {
+                        counters.stopped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = reply.send(speech);
                 }
             }
             Command::Convert(request, reply) => {

@@ -68,6 +68,9 @@ pub enum GenerateError {
     Reference(String),
     #[error("the model stopped before producing any speech; try another seed or a longer text")]
     NoSpeech,
+    /// The options' stop signal was raised: nobody waits for the speech.
+    #[error("the generation was stopped: its caller has gone")]
+    Stopped,
     #[error(transparent)]
     Model(#[from] candle_core::Error),
 }
@@ -489,6 +492,9 @@ impl ChatterboxTTS {
                 drop_invalid_tokens(&generated)
             }
         };
+        if options.t3.stop.requested() {
+            return Err(GenerateError::Stopped);
+        }
         if tokens.is_empty() {
             return Err(GenerateError::NoSpeech);
         }

@@ -111,6 +111,7 @@ fn generate(
         },
         cfg_weight: case.cfg_weight,
         max_new_tokens: steps,
+        stop: Default::default(),
     };
     let uniforms = uniforms(&case, steps);
     let prefix = t3.prefill_conditioning(&cond).unwrap();

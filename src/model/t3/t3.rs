@@ -3,6 +3,8 @@
 //! `inference` is the English/multilingual loop (classifier-free guidance, alignment guard) and
 //! `inference_turbo` Turbo's.
 
+use std::sync::Arc;
+
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};
 
@@ -38,6 +40,34 @@ pub struct GenerateOptions {
     pub cfg_weight: f32,
     /// Most speech tokens generated, the stop token included.
     pub max_new_tokens: usize,
+    /// Asked before each token whether the generation is still wanted.
+    pub stop: StopSignal,
+}
+
+/// Whether a generation's caller has gone: the engine answers it from the request's reply
+/// channel, so a client that hangs up ends its generation at the next token, not the next text
+/// chunk. The default never stops.
+#[derive(Clone, Default)]
+pub struct StopSignal(Option<Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl StopSignal {
+    pub fn new(stopped: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(stopped)))
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|stopped| stopped())
+    }
+}
+
+impl std::fmt::Debug for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StopSignal"
+        } else {
+            "StopSignal(never)"
+        })
+    }
 }
 
 impl GenerateOptions {
@@ -47,6 +77,7 @@ impl GenerateOptions {
             sampling: SamplingParams::english(),
             cfg_weight: 0.5,
             max_new_tokens: 1000,
+            stop: StopSignal::default(),
         }
     }
 
@@ -65,6 +96,7 @@ impl GenerateOptions {
             sampling: SamplingParams::turbo(),
             cfg_weight: 0.0,
             max_new_tokens: 1001,
+            stop: StopSignal::default(),
         }
     }
 }
@@ -314,6 +346,9 @@ impl T3 {
         };
         let mut tokens: Vec<u32> = Vec::new();
         for step in 0..opts.max_new_tokens {
+            if opts.stop.requested() {
+                break;
+            }
             let mut logits = decoding.guided_logits(opts.cfg_weight)?;
             if let Some((analyzer, edits)) = guard.as_mut() {
                 let chunk = decoding.aligned_text_attention()?;
