@@ -417,7 +417,12 @@ fn the_seeded_example_voices_json_keeps_openai_names_speaking() {
                              "response_format": "wav"}}),
         );
         assert!(output.status.success(), "{voice}: {}", stdout_json(&output));
-        assert!(stdout_json(&output)["output"]["duration_sec"].as_f64().unwrap() > 0.0);
+        assert!(
+            stdout_json(&output)["output"]["duration_sec"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
     }
     let narrator = run_on_volume(
         volume.path(),
